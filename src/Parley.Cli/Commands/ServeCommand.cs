@@ -1,0 +1,149 @@
+using System.CommandLine;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Parley.Server;
+
+namespace Parley.Cli.Commands;
+
+/// <summary><c>parley serve</c>: run the hub (docs/operations.md).</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var listen = new Option<string?>("--listen") { Description = $"Address to listen on, HOST:PORT (default {ServerOptions.DefaultListen}; env PARLEY_LISTEN). Port 0 picks a free port." };
+        var data = new Option<string?>("--data") { Description = "Data directory for the database and logs (default $XDG_DATA_HOME/parley or ~/.local/share/parley; env PARLEY_DATA)." };
+        var allowRemote = new Option<bool?>("--allow-remote") { Description = "Allow listening on a non-loopback address (env PARLEY_ALLOW_REMOTE)." };
+        var config = new Option<string?>("--config") { Description = "JSON config file (default $XDG_CONFIG_HOME/parley/hub.json if it exists; env PARLEY_CONFIG)." };
+        var logLevel = new Option<string?>("--log-level") { Description = "trace, debug, information, warning or error (default information; env PARLEY_LOG_LEVEL)." };
+        var json = new Option<bool>("--json") { Description = "Print the start-up line as JSON (for scripts)." };
+
+        var command = new Command("serve", "Run the hub on its embedded SQLite store.")
+        {
+            listen, data, allowRemote, config, logLevel, json,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            ServerOptions options;
+            try
+            {
+                options = Resolve(parse.GetValue(config), parse.GetValue(listen), parse.GetValue(data), parse.GetValue(allowRemote), parse.GetValue(logLevel));
+                options.Validate();
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException or FileNotFoundException or InvalidDataException)
+            {
+                await Console.Error.WriteLineAsync($"parley serve: {ex.Message}");
+                return ExitCodes.Usage;
+            }
+            return await RunAsync(options, parse.GetValue(json));
+        });
+        return command;
+    }
+
+    /// <summary>Flags win over environment variables, which win over the config file, which wins over defaults.</summary>
+    internal static ServerOptions Resolve(string? configFlag, string? listenFlag, string? dataFlag, bool? allowRemoteFlag, string? logLevelFlag)
+    {
+        var configPath = configFlag ?? Environment.GetEnvironmentVariable("PARLEY_CONFIG");
+        var explicitConfig = configPath is not null;
+        configPath ??= DefaultConfigPath();
+        if (explicitConfig && !File.Exists(configPath))
+        {
+            throw new FileNotFoundException($"config file {configPath} does not exist");
+        }
+        var builder = new ConfigurationBuilder();
+        if (File.Exists(configPath))
+        {
+            builder.AddJsonFile(Path.GetFullPath(configPath), optional: false);
+        }
+        IConfiguration configuration;
+        try
+        {
+            configuration = builder.AddEnvironmentVariables("PARLEY_").Build();
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException)
+        {
+            throw new InvalidDataException($"config file {configPath} is not valid JSON: {ex.Message}");
+        }
+
+        var options = new ServerOptions();
+        options.Listen = listenFlag ?? configuration["listen"] ?? options.Listen;
+        options.DataDir = dataFlag ?? configuration["data"] ?? options.DataDir;
+        options.AllowRemote = allowRemoteFlag ?? ParseBool(configuration["allow_remote"], "allow_remote") ?? false;
+        options.DurableCommits = ParseBool(configuration["durable_commits"], "durable_commits") ?? true;
+        var level = logLevelFlag ?? configuration["log_level"];
+        if (level is not null)
+        {
+            options.Log.MinimumLevel = Enum.TryParse<LogLevel>(level, ignoreCase: true, out var parsed)
+                ? parsed
+                : throw new ArgumentException($"log level '{level}' is not one of trace, debug, information, warning, error");
+        }
+        configuration.GetSection("hub").Bind(options.Hub);
+        return options;
+    }
+
+    private static bool? ParseBool(string? value, string name) => value switch
+    {
+        null => null,
+        _ when bool.TryParse(value, out var b) => b,
+        "1" or "yes" or "on" => true,
+        "0" or "no" or "off" => false,
+        _ => throw new ArgumentException($"{name} must be true or false, not '{value}'"),
+    };
+
+    private static string DefaultConfigPath()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
+        var root = string.IsNullOrWhiteSpace(xdg)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config")
+            : xdg;
+        return Path.Combine(root, "parley", "hub.json");
+    }
+
+    private static async Task<int> RunAsync(ServerOptions options, bool json)
+    {
+        ParleyServerHost host;
+        try
+        {
+            host = await ParleyServerHost.StartAsync(options);
+        }
+        catch (IOException ex) when (ex.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+        {
+            await Console.Error.WriteLineAsync($"parley serve: {options.Listen} is already in use. Is another hub running? Pick another address with --listen.");
+            return ExitCodes.Failure;
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            await Console.Error.WriteLineAsync($"parley serve: cannot use data directory {options.DataDir}: {ex.Message}");
+            return ExitCodes.Failure;
+        }
+
+        await using (host)
+        {
+            if (json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, string?>
+                {
+                    ["event"] = "listening",
+                    ["url"] = host.BaseUrl.ToString().TrimEnd('/'),
+                    ["socket_url"] = host.SocketUrl.ToString(),
+                    ["data_dir"] = options.DataDir,
+                    ["database"] = host.DatabasePath,
+                    ["log_file"] = host.LogFile,
+                    ["version"] = ParleyServerHost.Version,
+                }));
+            }
+            else
+            {
+                Console.WriteLine($"Parley hub {ParleyServerHost.Version} listening on {host.BaseUrl.ToString().TrimEnd('/')}");
+                Console.WriteLine($"  socket:   {host.SocketUrl}");
+                Console.WriteLine($"  data dir: {options.DataDir}");
+                Console.WriteLine($"  log file: {host.LogFile ?? "(off)"}");
+                Console.WriteLine("Press Ctrl-C to stop.");
+            }
+            await host.WaitForShutdownAsync();
+        }
+        Console.Error.WriteLine("parley serve: stopped.");
+        return ExitCodes.Ok;
+    }
+}

@@ -1,0 +1,26 @@
+using System.CommandLine;
+using Parley.Cli.Commands;
+
+namespace Parley.Cli;
+
+/// <summary>The <c>parley</c> command. Exit codes: docs/cli.md §Exit codes.</summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var root = new RootCommand("Parley: a self-hosted real-time hub where agents, services and people share live channels.")
+        {
+            ServeCommand.Create(),
+        };
+        // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.
+        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
+}
+
+/// <summary>Exit codes shared by every verb.</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int Failure = 1;
+    public const int Usage = 2;
+}

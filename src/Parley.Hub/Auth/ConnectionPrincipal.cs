@@ -1,0 +1,59 @@
+using System.Text.Json;
+
+namespace Parley.Hub.Auth;
+
+/// <summary>Who is on a connection, as decided by the <see cref="IConnectAuthenticator"/>.</summary>
+/// <param name="Name">The name shown as <c>from</c> on messages: a user name, or <c>anon-…</c> for anonymous connections.</param>
+/// <param name="IsAuthenticated">False for anonymous connections.</param>
+/// <param name="Roles">Roles granted (empty when anonymous).</param>
+public sealed record ConnectionPrincipal(string Name, bool IsAuthenticated, IReadOnlyList<string> Roles)
+{
+    /// <summary>An anonymous principal named after the connection.</summary>
+    public static ConnectionPrincipal Anonymous(string connectionId) => new($"anon-{connectionId}", false, []);
+}
+
+/// <summary>What the transport knows about a connection attempt.</summary>
+/// <param name="ConnectionId">The id the hub will give the connection.</param>
+/// <param name="Token">The credential from the <c>token</c> query parameter or the Phoenix bearer subprotocol; null if none.</param>
+/// <param name="RemoteAddress">The peer's address, for logs and policy.</param>
+/// <param name="Params">Other query parameters (the Phoenix <c>params</c>), excluding the token.</param>
+public sealed record ConnectRequest(string ConnectionId, string? Token, string? RemoteAddress, IReadOnlyDictionary<string, string> Params);
+
+/// <summary>The decision on a connection attempt.</summary>
+public readonly record struct ConnectResult(ConnectionPrincipal? Principal, string? RejectReason)
+{
+    public static ConnectResult Accept(ConnectionPrincipal principal) => new(principal, null);
+    public static ConnectResult Reject(string reason) => new(null, reason);
+    public bool Accepted => Principal is not null;
+}
+
+/// <summary>
+/// Decides who a socket belongs to, at the upgrade. A rejection becomes HTTP 403 before the upgrade
+/// (phoenix.js then retries with backoff). The default accepts everyone as anonymous; the identity
+/// issue replaces it with token and API-key checks.
+/// </summary>
+public interface IConnectAuthenticator
+{
+    ValueTask<ConnectResult> AuthenticateAsync(ConnectRequest request, CancellationToken cancellationToken);
+}
+
+/// <summary>Decides whether a principal may join a topic. A denial becomes a join error with the reason.</summary>
+public interface IJoinAuthorizer
+{
+    /// <returns>null to allow; otherwise the error reason (e.g. <c>unauthorized</c>).</returns>
+    ValueTask<string?> AuthorizeJoinAsync(ConnectionPrincipal principal, string topic, JsonElement joinParams, CancellationToken cancellationToken);
+}
+
+/// <summary>Accepts every connection as anonymous.</summary>
+public sealed class AnonymousConnectAuthenticator : IConnectAuthenticator
+{
+    public ValueTask<ConnectResult> AuthenticateAsync(ConnectRequest request, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(ConnectResult.Accept(ConnectionPrincipal.Anonymous(request.ConnectionId)));
+}
+
+/// <summary>Allows every join.</summary>
+public sealed class AllowAllJoinAuthorizer : IJoinAuthorizer
+{
+    public ValueTask<string?> AuthorizeJoinAsync(ConnectionPrincipal principal, string topic, JsonElement joinParams, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<string?>(null);
+}

@@ -1,0 +1,177 @@
+using Parley.Hub.Connections;
+
+namespace Parley.Hub.Channels;
+
+/// <summary>
+/// One topic's live subscribers and the offset delivered to them. Broadcasts and joins meet here
+/// under one lock, which is what makes recovery gap-free: a joining subscriber is added in
+/// <i>buffering</i> mode at a known head H, replays (since, H] from the store, then receives the
+/// live frames (offsets &gt; H) that arrived meanwhile — each message exactly once, in order.
+/// </summary>
+public sealed class Topic
+{
+    private readonly object _lock = new();
+    private readonly HubMetrics _metrics;
+    private Subscriber[] _subscribers = [];
+    private long _deliveredHead;
+    private bool _headKnown;
+
+    internal Topic(string name, HubMetrics metrics)
+    {
+        Name = name;
+        _metrics = metrics;
+    }
+
+    /// <summary>The topic name.</summary>
+    public string Name { get; }
+
+    /// <summary>Current subscriber count.</summary>
+    public int SubscriberCount => Volatile.Read(ref _subscribers).Length;
+
+    /// <summary>
+    /// Adds a subscriber that buffers live frames until <see cref="CompleteSubscribe"/>, and returns the
+    /// head H up to which the caller must replay from the store. <paramref name="storeHead"/> is the
+    /// store's committed head read just before; it only matters for the first subscriber, before the
+    /// topic has seen any publish.
+    /// </summary>
+    public Subscriber BeginSubscribe(HubConnection connection, string joinRef, long storeHead, out long replayThrough)
+    {
+        var subscriber = new Subscriber(this, connection, joinRef);
+        lock (_lock)
+        {
+            if (!_headKnown)
+            {
+                _deliveredHead = Math.Max(_deliveredHead, storeHead);
+                _headKnown = true;
+            }
+            replayThrough = _deliveredHead;
+            var next = new Subscriber[_subscribers.Length + 1];
+            _subscribers.CopyTo(next, 0);
+            next[^1] = subscriber;
+            Volatile.Write(ref _subscribers, next);
+        }
+        return subscriber;
+    }
+
+    /// <summary>Sends the frames buffered during replay and switches the subscriber to live delivery.</summary>
+    public void CompleteSubscribe(Subscriber subscriber)
+    {
+        lock (_lock)
+        {
+            if (subscriber.Buffered is { } buffered)
+            {
+                foreach (var frame in buffered)
+                {
+                    if (!subscriber.Connection.Send(frame))
+                    {
+                        break;
+                    }
+                }
+                _metrics.Delivered(buffered.Count);
+            }
+            subscriber.Buffered = null;
+            subscriber.IsBuffering = false;
+        }
+    }
+
+    /// <summary>Removes a subscriber (leave, rejoin or disconnect). Idempotent.</summary>
+    public void Unsubscribe(Subscriber subscriber)
+    {
+        lock (_lock)
+        {
+            var index = Array.IndexOf(_subscribers, subscriber);
+            if (index < 0)
+            {
+                return;
+            }
+            var next = new Subscriber[_subscribers.Length - 1];
+            Array.Copy(_subscribers, 0, next, 0, index);
+            Array.Copy(_subscribers, index + 1, next, index, _subscribers.Length - index - 1);
+            Volatile.Write(ref _subscribers, next);
+        }
+    }
+
+    /// <summary>
+    /// Delivers a committed message's pre-encoded frame to every subscriber. Called in offset order by
+    /// the append pipeline. Never waits: a full subscriber is closed by its transport, not waited for.
+    /// </summary>
+    public void Publish(long offset, byte[] frame)
+    {
+        lock (_lock)
+        {
+            if (offset <= _deliveredHead)
+            {
+                return; // already covered by a joiner's replay bound (see BeginSubscribe)
+            }
+            _deliveredHead = offset;
+            var subscribers = _subscribers;
+            var delivered = 0;
+            foreach (var subscriber in subscribers)
+            {
+                if (subscriber.IsBuffering)
+                {
+                    (subscriber.Buffered ??= []).Add(frame);
+                    if (subscriber.Buffered.Count > subscriber.Connection.MaxBufferedDuringReplay)
+                    {
+                        subscriber.Connection.CloseSlowConsumer();
+                    }
+                }
+                else if (subscriber.Connection.Send(frame))
+                {
+                    delivered++;
+                }
+            }
+            _metrics.Delivered(delivered);
+        }
+    }
+
+    /// <summary>Sends a frame that is not part of the durable history (e.g. presence) to every live subscriber.</summary>
+    public void Broadcast(byte[] frame)
+    {
+        var subscribers = Volatile.Read(ref _subscribers);
+        var delivered = 0;
+        foreach (var subscriber in subscribers)
+        {
+            if (!subscriber.IsBuffering && subscriber.Connection.Send(frame))
+            {
+                delivered++;
+            }
+        }
+        _metrics.Delivered(delivered);
+    }
+}
+
+/// <summary>One connection's membership in one topic, for one join.</summary>
+public sealed class Subscriber
+{
+    internal Subscriber(Topic topic, HubConnection connection, string joinRef)
+    {
+        Topic = topic;
+        Connection = connection;
+        JoinRef = joinRef;
+    }
+
+    public Topic Topic { get; }
+    public HubConnection Connection { get; }
+
+    /// <summary>The <c>join_ref</c> of the join that created this subscription.</summary>
+    public string JoinRef { get; }
+
+    internal bool IsBuffering { get; set; } = true;
+    internal List<byte[]>? Buffered { get; set; }
+}
+
+/// <summary>All topics with live state. Topics are created on first join and kept (a few hundred bytes each).</summary>
+public sealed class TopicRegistry(HubMetrics metrics)
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
+
+    /// <summary>The topic, created if new.</summary>
+    public Topic GetOrAdd(string name) => _topics.GetOrAdd(name, static (n, m) => new Topic(n, m), metrics);
+
+    /// <summary>The topic if anyone ever joined it.</summary>
+    public bool TryGet(string name, out Topic? topic) => _topics.TryGetValue(name, out topic);
+
+    /// <summary>Number of topics with live state.</summary>
+    public int Count => _topics.Count;
+}

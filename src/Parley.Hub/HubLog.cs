@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Logging;
+
+namespace Parley.Hub;
+
+/// <summary>The hub core's log messages, with stable event ids (1xx).</summary>
+internal static partial class HubLog
+{
+    [LoggerMessage(100, LogLevel.Error, "Join of {Topic} crashed on connection {ConnectionId}")]
+    public static partial void JoinCrashed(ILogger logger, string topic, string connectionId, Exception exception);
+
+    [LoggerMessage(101, LogLevel.Error, "Handling {Event} on {Topic} failed on connection {ConnectionId}")]
+    public static partial void HandlerFailed(ILogger logger, string topic, string @event, string connectionId, Exception exception);
+
+    [LoggerMessage(102, LogLevel.Warning, "Connection {ConnectionId} closed: rate limit exceeded repeatedly")]
+    public static partial void RateLimitClose(ILogger logger, string connectionId);
+
+    [LoggerMessage(103, LogLevel.Error, "Store append of {Count} messages failed; pushers got internal_error")]
+    public static partial void AppendFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(104, LogLevel.Information, "Retention removed {Count} messages")]
+    public static partial void RetentionTrimmed(ILogger logger, long count);
+
+    [LoggerMessage(105, LogLevel.Error, "Retention failed")]
+    public static partial void RetentionFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(106, LogLevel.Information, "Connection {ConnectionId} idle for {IdleMs} ms; closing")]
+    public static partial void IdleClose(ILogger logger, string connectionId, long idleMs);
+
+    [LoggerMessage(107, LogLevel.Information, "Shutting down: flushing {Pending} pending appends, closing {Connections} connections")]
+    public static partial void ShuttingDown(ILogger logger, int pending, long connections);
+}

@@ -1,0 +1,203 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Parley.Hub;
+using Parley.Hub.Auth;
+using Parley.Server.Logging;
+using Parley.Server.Observability;
+using Parley.Server.Transport;
+using Parley.Storage.Sqlite;
+using Serilog;
+
+namespace Parley.Server;
+
+/// <summary>
+/// A running hub: Kestrel, the Phoenix socket, <c>/health</c>, <c>/metrics</c>, the SQLite store and the
+/// hub core, wired together. <c>parley serve</c> and the integration tests both start it this way.
+/// </summary>
+public sealed class ParleyServerHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly SqliteHistoryStore _store;
+    private int _stopped;
+
+    private ParleyServerHost(WebApplication app, SqliteHistoryStore store, ParleyHub hub, ServerOptions options, string databasePath, IReadOnlyList<Uri> urls)
+    {
+        _app = app;
+        _store = store;
+        Hub = hub;
+        Options = options;
+        DatabasePath = databasePath;
+        Urls = urls;
+    }
+
+    public ParleyHub Hub { get; }
+    public ServerOptions Options { get; }
+    public string DatabasePath { get; }
+
+    /// <summary>The addresses actually bound (with the real port when 0 was asked for).</summary>
+    public IReadOnlyList<Uri> Urls { get; }
+
+    /// <summary>The first bound address, e.g. <c>http://127.0.0.1:4000/</c>.</summary>
+    public Uri BaseUrl => Urls[0];
+
+    /// <summary>The WebSocket URL phoenix.js clients use (<c>new Socket(url + "/socket")</c> appends <c>/websocket</c>).</summary>
+    public Uri SocketUrl => new($"ws://{BaseUrl.Authority}/socket/websocket?vsn=2.0.0");
+
+    /// <summary>The log file, or null when file logging is off.</summary>
+    public string? LogFile => Options.Log.FilePath;
+
+    /// <summary>Validates <paramref name="options"/>, opens the store and starts listening.</summary>
+    public static async Task<ParleyServerHost> StartAsync(ServerOptions options, IConnectAuthenticator? authenticator = null, IJoinAuthorizer? joinAuthorizer = null, CancellationToken cancellationToken = default)
+    {
+        var endPoint = options.Validate();
+        var dataDir = Path.GetFullPath(options.DataDir);
+        options.DataDir = dataDir;
+        CreatePrivateDirectory(dataDir);
+        if (options.FileLogging)
+        {
+            options.Log.FilePath ??= Path.Combine(dataDir, "logs", "parley.log");
+        }
+        else
+        {
+            options.Log.FilePath = null;
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSerilog(ParleyLogging.CreateSerilog(options.Log), dispose: true);
+        builder.Logging.SetMinimumLevel(options.Log.MinimumLevel);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(endPoint);
+        });
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
+
+        var databasePath = Path.Combine(dataDir, "parley.db");
+        var store = await SqliteHistoryStore.OpenAsync(databasePath, new SqliteHistoryStoreOptions { SynchronousFull = options.DurableCommits }, cancellationToken);
+        WebApplication app;
+        ParleyHub hub;
+        try
+        {
+            builder.Services.AddSingleton(sp => new ParleyHub(options.Hub, store, sp.GetRequiredService<ILoggerFactory>(), authenticator, joinAuthorizer));
+            builder.Services.AddSingleton<PhoenixSocketEndpoint>();
+            builder.Services.AddSingleton<MetricsExporter>();
+            builder.Services.AddHostedService<HubLifecycle>();
+            app = builder.Build();
+            hub = app.Services.GetRequiredService<ParleyHub>();
+            MapEndpoints(app, hub);
+            await app.StartAsync(cancellationToken);
+        }
+        catch
+        {
+            await store.DisposeAsync();
+            throw;
+        }
+
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Select(a => new Uri(a.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)))
+            .ToList();
+        ServerLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server"), string.Join(", ", addresses), dataDir);
+        return new ParleyServerHost(app, store, hub, options, databasePath, addresses);
+    }
+
+    private static void MapEndpoints(WebApplication app, ParleyHub hub)
+    {
+        var socket = app.Services.GetRequiredService<PhoenixSocketEndpoint>();
+        var metrics = app.Services.GetRequiredService<MetricsExporter>();
+        app.Map("/socket/websocket", socket.HandleAsync);
+        app.MapGet("/health", (HttpContext context) => WriteHealthAsync(context, hub));
+        app.MapGet("/metrics", async (HttpContext context) =>
+        {
+            context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await metrics.WriteAsync(context.Response.Body, context.RequestAborted);
+        });
+        app.MapGet("/", () => Results.Text("Parley hub. Phoenix V2 socket at /socket/websocket?vsn=2.0.0; see /health and /metrics.\n"));
+    }
+
+    private static async Task WriteHealthAsync(HttpContext context, ParleyHub hub)
+    {
+        context.Response.ContentType = "application/json";
+        context.Response.StatusCode = hub.IsShuttingDown ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK;
+        await using var writer = new Utf8JsonWriter(context.Response.Body);
+        writer.WriteStartObject();
+        writer.WriteString("status", hub.IsShuttingDown ? "shutting_down" : "ok");
+        writer.WriteString("version", Version);
+        writer.WriteNumber("uptime_s", Math.Round((hub.Time.GetUtcNow() - hub.StartedAt).TotalSeconds, 1));
+        writer.WriteNumber("connections", hub.ConnectionCount);
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted);
+    }
+
+    /// <summary>The hub's version (from the assembly).</summary>
+    public static string Version { get; } =
+        typeof(ParleyServerHost).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    /// <summary>Waits until the host stops (SIGTERM, Ctrl-C or <see cref="StopAsync"/>).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    /// <summary>Graceful stop: flush appends, close sockets with 1001, stop Kestrel, close the store.</summary>
+    public async Task StopAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+        await _app.StopAsync();
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        await Hub.DisposeAsync();
+        await _app.DisposeAsync();
+        await _store.DisposeAsync();
+    }
+
+    private static void CreatePrivateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    /// <summary>Starts the hub with the host and drains it first when the host stops.</summary>
+    private sealed class HubLifecycle(ParleyHub hub) : IHostedLifecycleService
+    {
+        public Task StartingAsync(CancellationToken cancellationToken)
+        {
+            hub.Start();
+            return Task.CompletedTask;
+        }
+
+        public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public async Task StoppingAsync(CancellationToken cancellationToken)
+        {
+            // Before Kestrel stops: commit and ack queued pushes, then send every socket 1001.
+            await hub.ShutdownAsync();
+            var deadline = DateTime.UtcNow.AddSeconds(3);
+            while (hub.ConnectionCount > 0 && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                await Task.Delay(20, CancellationToken.None);
+            }
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

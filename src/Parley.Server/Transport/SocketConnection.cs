@@ -1,0 +1,292 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Parley.Hub;
+using Parley.Hub.Connections;
+using Parley.Protocol;
+
+namespace Parley.Server.Transport;
+
+/// <summary>
+/// RFC 6455 over an upgraded Kestrel connection, hand-framed: reads client frames from the request
+/// pipe, and writes pre-encoded frames from a bounded per-connection queue into the response pipe,
+/// coalescing everything queued into one flush. A broadcast only enqueues; a full queue closes this
+/// connection alone with 4008 "slow consumer".
+/// </summary>
+internal sealed class SocketConnection : IConnectionTransport
+{
+    private const int CoalesceBytes = 32 * 1024;
+    private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(2);
+
+    private readonly HttpContext _context;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly ParleyHub _hub;
+    private readonly ILogger _logger;
+    private readonly Channel<byte[]> _queue = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly int _maxQueuedBytes;
+    private readonly CancellationTokenSource _abort = new();
+    private long _queuedBytes;
+    private int _closing;
+    private volatile bool _discardQueued;
+    private byte[]? _closeFrame;
+    private TaskCompletionSource? _roomAvailable;
+
+    public SocketConnection(HttpContext context, PipeReader input, PipeWriter output, ParleyHub hub, ILogger logger)
+    {
+        _context = context;
+        _input = input;
+        _output = output;
+        _hub = hub;
+        _logger = logger;
+        _maxQueuedBytes = hub.Options.MaxOutboundQueueBytes;
+    }
+
+    public bool IsClosing => Volatile.Read(ref _closing) != 0;
+
+    public bool TrySend(byte[] frame)
+    {
+        if (IsClosing)
+        {
+            return false;
+        }
+        if (Interlocked.Add(ref _queuedBytes, frame.Length) > _maxQueuedBytes)
+        {
+            Interlocked.Add(ref _queuedBytes, -frame.Length);
+            _hub.Metrics.SlowConsumer();
+            ServerLog.SlowConsumer(_logger, _context.Connection.Id, _maxQueuedBytes);
+            _discardQueued = true;
+            Close(CloseStatus.SlowConsumer, "slow consumer");
+            return false;
+        }
+        return _queue.Writer.TryWrite(frame);
+    }
+
+    public async ValueTask<bool> SendAsync(byte[] frame, CancellationToken cancellationToken)
+    {
+        // Replays wait for the writer to drain below half the limit, so they never trip the slow-consumer close.
+        while (Volatile.Read(ref _queuedBytes) > _maxQueuedBytes / 2 && !IsClosing)
+        {
+            var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _roomAvailable, waiter);
+            if (Volatile.Read(ref _queuedBytes) <= _maxQueuedBytes / 2)
+            {
+                break;
+            }
+            try
+            {
+                await waiter.Task.WaitAsync(TimeSpan.FromMilliseconds(100), cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+            }
+        }
+        return TrySend(frame);
+    }
+
+    public void Close(ushort code, string reason)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        {
+            return;
+        }
+        _closeFrame = WebSocketFraming.EncodeClose(code, reason);
+        _queue.Writer.TryComplete();
+        ServerLog.Closing(_logger, _context.Connection.Id, code, reason);
+        // A peer that never reads would hold the writer forever; abort after a grace period.
+        _abort.CancelAfter(CloseGrace);
+    }
+
+    /// <summary>Runs the connection until both directions are done.</summary>
+    public async Task RunAsync(HubConnection connection)
+    {
+        using var abortRegistration = _abort.Token.Register(static state => ((HttpContext)state!).Abort(), _context);
+        var writer = Task.Run(WriteLoopAsync);
+        try
+        {
+            await ReadLoopAsync(connection);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionAbortedException)
+        {
+            // the peer went away or the connection was aborted
+        }
+        catch (Exception ex)
+        {
+            ServerLog.ConnectionFailed(_logger, _context.Connection.Id, ex);
+            Close(CloseStatus.InternalError, "internal error");
+        }
+        finally
+        {
+            // The peer is gone or closing: end the writer too (no close frame is owed to a vanished peer).
+            if (Interlocked.Exchange(ref _closing, 1) == 0)
+            {
+                _queue.Writer.TryComplete();
+                _abort.CancelAfter(CloseGrace);
+            }
+            try
+            {
+                await writer;
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionAbortedException or InvalidOperationException)
+            {
+            }
+            connection.OnTransportClosed();
+            _abort.Dispose();
+        }
+    }
+
+    private async Task ReadLoopAsync(HubConnection connection)
+    {
+        var reader = new WebSocketMessageReader(_hub.Options.MaxFrameBytes);
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(_abort.Token);
+                if (result.IsCanceled)
+                {
+                    return;
+                }
+                var buffer = result.Buffer;
+                var startLength = buffer.Length;
+                try
+                {
+                    while (!IsClosing)
+                    {
+                        var status = reader.TryRead(ref buffer);
+                        if (status == WebSocketReadStatus.NeedMoreData)
+                        {
+                            break;
+                        }
+                        connection.Touch();
+                        if (status == WebSocketReadStatus.Error)
+                        {
+                            _hub.Metrics.ProtocolErrorClose();
+                            Close(reader.ErrorCode, reader.ErrorReason);
+                            return;
+                        }
+                        if (!await HandleMessageAsync(connection, reader))
+                        {
+                            return;
+                        }
+                    }
+                }
+                finally
+                {
+                    _hub.Metrics.ReceivedBytes(startLength - buffer.Length);
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+                if (result.IsCompleted || IsClosing)
+                {
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            reader.ReleaseBuffer();
+        }
+    }
+
+    /// <returns>false when the connection should stop reading.</returns>
+    private async ValueTask<bool> HandleMessageAsync(HubConnection connection, WebSocketMessageReader reader)
+    {
+        switch (reader.Opcode)
+        {
+            case WebSocketOpcode.Text:
+            {
+                if (!PhoenixJsonCodec.TryParse(reader.PayloadMemory, out var message, out var error))
+                {
+                    _hub.Metrics.ProtocolErrorClose();
+                    Close(CloseStatus.InvalidPayload, error);
+                    return false;
+                }
+                using (message)
+                {
+                    await connection.HandleAsync(message!, _abort.Token);
+                }
+                return true;
+            }
+            case WebSocketOpcode.Binary:
+            {
+                if (!PhoenixBinaryCodec.TryParsePush(reader.Payload, out var message, out var error))
+                {
+                    _hub.Metrics.ProtocolErrorClose();
+                    Close(CloseStatus.InvalidPayload, error);
+                    return false;
+                }
+                using (message)
+                {
+                    await connection.HandleAsync(message!, _abort.Token);
+                }
+                return true;
+            }
+            case WebSocketOpcode.Ping:
+                TrySend(WebSocketFraming.EncodeFrame(WebSocketOpcode.Pong, reader.Payload));
+                return true;
+            case WebSocketOpcode.Pong:
+                return true;
+            case WebSocketOpcode.Close:
+            {
+                if (!WebSocketFraming.TryParseClosePayload(reader.Payload, out var code, out _))
+                {
+                    Close(CloseStatus.ProtocolError, "malformed close frame");
+                    return false;
+                }
+                // Echo the peer's close (RFC 6455 §5.5.1); 1005 means "no code", answered with 1000.
+                Close(code is 1005 or < 1000 or >= 5000 ? CloseStatus.Normal : code, "");
+                return false;
+            }
+            default:
+                Close(CloseStatus.ProtocolError, "unexpected opcode");
+                return false;
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _queue.Reader;
+        var token = _abort.Token;
+        while (await reader.WaitToReadAsync(token))
+        {
+            long written = 0;
+            long unflushed = 0;
+            while (reader.TryRead(out var frame))
+            {
+                var remaining = Interlocked.Add(ref _queuedBytes, -frame.Length);
+                if (remaining <= _maxQueuedBytes / 2)
+                {
+                    Volatile.Read(ref _roomAvailable)?.TrySetResult();
+                }
+                if (_discardQueued)
+                {
+                    continue;
+                }
+                _output.Write(frame);
+                written += frame.Length;
+                unflushed += frame.Length;
+                if (unflushed >= CoalesceBytes)
+                {
+                    await _output.FlushAsync(token);
+                    unflushed = 0;
+                }
+            }
+            if (written > 0)
+            {
+                await _output.FlushAsync(token);
+                _hub.Metrics.SentBytes(written);
+            }
+        }
+        if (_closeFrame is { } close)
+        {
+            _output.Write(close);
+            await _output.FlushAsync(token);
+            _hub.Metrics.SentBytes(close.Length);
+            // Our close is out; stop reading (a read blocked on a silent peer would otherwise wait for the grace timer).
+            _input.CancelPendingRead();
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Parley.Protocol;
+
+namespace Parley.Server.Transport;
+
+/// <summary>The parts of an upgrade request the hub needs, validated (RFC 6455 §4.2.1, docs/protocol.md §Connecting).</summary>
+internal sealed record UpgradeRequest(string Key, string? Token, bool OffersPhoenixSubprotocol, IReadOnlyDictionary<string, string> Params);
+
+internal static class WebSocketHandshake
+{
+    /// <summary>The Phoenix protocol version this hub speaks.</summary>
+    public const string SupportedVsn = "2.0.0";
+
+    private const string BearerPrefix = "base64url.bearer.phx.";
+
+    /// <summary>Validates the request; on failure returns an HTTP status and a message for the client.</summary>
+    public static bool TryParse(HttpRequest request, out UpgradeRequest? upgrade, out int status, out string error)
+    {
+        upgrade = null;
+        status = StatusCodes.Status400BadRequest;
+        if (!HttpMethods.IsGet(request.Method))
+        {
+            status = StatusCodes.Status405MethodNotAllowed;
+            error = "WebSocket upgrades use GET";
+            return false;
+        }
+        if (!request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase))
+        {
+            status = StatusCodes.Status426UpgradeRequired;
+            error = "this endpoint speaks WebSocket only: send Upgrade: websocket";
+            return false;
+        }
+        if (request.Headers.SecWebSocketVersion.ToString() != "13")
+        {
+            status = StatusCodes.Status426UpgradeRequired;
+            error = "Sec-WebSocket-Version must be 13";
+            return false;
+        }
+        var key = request.Headers.SecWebSocketKey.ToString();
+        if (!IsValidKey(key))
+        {
+            error = "Sec-WebSocket-Key must be 16 bytes in base64";
+            return false;
+        }
+        var vsn = request.Query["vsn"].ToString();
+        if (vsn.Length == 0)
+        {
+            vsn = "1.0.0"; // what Phoenix assumes when vsn is absent
+        }
+        if (vsn != SupportedVsn)
+        {
+            error = $"unsupported vsn {vsn}: this hub speaks the Phoenix V2 serializer (vsn=2.0.0)";
+            return false;
+        }
+
+        string? token = request.Query["token"].ToString() is { Length: > 0 } queryToken ? queryToken : null;
+        var offersPhoenix = false;
+        foreach (var entry in request.Headers.SecWebSocketProtocol.ToString().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (entry == "phoenix")
+            {
+                offersPhoenix = true;
+            }
+            else if (entry.StartsWith(BearerPrefix, StringComparison.Ordinal))
+            {
+                if (!TryDecodeBearer(entry[BearerPrefix.Length..], out var bearer))
+                {
+                    error = "the bearer subprotocol entry is not valid base64";
+                    return false;
+                }
+                token ??= bearer;
+            }
+        }
+
+        var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in request.Query)
+        {
+            if (name is not ("token" or "vsn"))
+            {
+                parameters[name] = value.ToString();
+            }
+        }
+        upgrade = new UpgradeRequest(key, token, offersPhoenix, parameters);
+        status = 0;
+        error = "";
+        return true;
+    }
+
+    /// <summary>Decodes the token of a <c>base64url.bearer.phx.…</c> entry: base64 without padding, standard or URL-safe alphabet.</summary>
+    public static bool TryDecodeBearer(string encoded, out string token)
+    {
+        token = "";
+        var normalized = encoded.Replace('-', '+').Replace('_', '/');
+        normalized = normalized.PadRight(normalized.Length + ((4 - (normalized.Length % 4)) % 4), '=');
+        try
+        {
+            token = Encoding.Latin1.GetString(Convert.FromBase64String(normalized));
+            return token.Length > 0;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsValidKey(string key)
+    {
+        Span<byte> decoded = stackalloc byte[24];
+        return key.Length == 24 && Convert.TryFromBase64String(key, decoded, out var written) && written == 16;
+    }
+
+    /// <summary>Writes the 101 response headers (Kestrel adds the status and <c>Connection: Upgrade</c>).</summary>
+    public static void WriteAcceptHeaders(HttpResponse response, UpgradeRequest upgrade)
+    {
+        response.Headers.Upgrade = "websocket";
+        response.Headers.SecWebSocketAccept = WebSocketFraming.ComputeAcceptKey(upgrade.Key);
+        if (upgrade.OffersPhoenixSubprotocol)
+        {
+            // Browsers fail the handshake unless the server picks one of the offered subprotocols.
+            response.Headers.SecWebSocketProtocol = "phoenix";
+        }
+    }
+}
