@@ -198,6 +198,12 @@ internal sealed class SocketConnection : IConnectionTransport
         {
             case WebSocketOpcode.Text:
             {
+                if (!System.Text.Unicode.Utf8.IsValid(reader.Payload))
+                {
+                    _hub.Metrics.ProtocolErrorClose();
+                    Close(CloseStatus.InvalidPayload, "text frame is not valid UTF-8");
+                    return false;
+                }
                 if (!PhoenixJsonCodec.TryParse(reader.PayloadMemory, out var message, out var error))
                 {
                     _hub.Metrics.ProtocolErrorClose();
