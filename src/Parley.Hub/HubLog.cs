@@ -26,6 +26,9 @@ internal static partial class HubLog
     [LoggerMessage(106, LogLevel.Information, "Connection {ConnectionId} idle for {IdleMs} ms; closing")]
     public static partial void IdleClose(ILogger logger, string connectionId, long idleMs);
 
+    [LoggerMessage(108, LogLevel.Error, "Replay of {Topic} failed on connection {ConnectionId}; sent phx_error so the client rejoins")]
+    public static partial void ReplayFailed(ILogger logger, string topic, string connectionId, Exception exception);
+
     [LoggerMessage(107, LogLevel.Information, "Shutting down: flushing {Pending} pending appends, closing {Connections} connections")]
     public static partial void ShuttingDown(ILogger logger, int pending, long connections);
 }

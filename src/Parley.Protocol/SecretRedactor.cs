@@ -19,7 +19,7 @@ public static partial class SecretRedactor
         {
             return text ?? "";
         }
-        var result = QueryValue().Replace(text, static m => m.Groups[1].Value + m.Groups[2].Value + Mask);
+        var result = QueryValue().Replace(text, static m => m.Groups[1].Value + m.Groups[2].Value + m.Groups[3].Value + Mask + m.Groups[3].Value);
         result = JsonValue().Replace(result, static m => m.Groups[1].Value + Mask + "\"");
         result = Bearer().Replace(result, "$1 " + Mask);
         result = PhoenixBearer().Replace(result, "base64url.bearer.phx." + Mask);
@@ -29,7 +29,8 @@ public static partial class SecretRedactor
 
     private const string SecretNames = "access_token|refresh_token|id_token|token|api_key|apikey|api-key|password|passwd|secret|client_secret|signature|authorization";
 
-    [GeneratedRegex(@"(?i)\b(" + SecretNames + @")(\s*[=:]\s*)(?![\[""{])[^\s&""',;}\]]+")]
+    // name=value, name: value, name="value", Authorization: Bearer value — the whole credential goes.
+    [GeneratedRegex(@"(?i)\b(" + SecretNames + @")(\s*[=:]\s*)([""']?)(?![\[{])(?:(?:Bearer|Basic|Token)\s+)?[^\s&""',;}\]]+(?:\3)?")]
     private static partial Regex QueryValue();
 
     [GeneratedRegex(@"(?i)(""(?:" + SecretNames + @")""\s*:\s*"")(?:[^""\\]|\\.)*""")]

@@ -119,7 +119,7 @@ public static class WebSocketFraming
 
     private static int Utf8Prefix(string text, Span<byte> destination)
     {
-        var limit = destination.Length - 2;
+        var limit = destination.Length;
         var written = 0;
         foreach (var rune in text.EnumerateRunes())
         {
@@ -188,13 +188,13 @@ public sealed class WebSocketMessageReader(int maxMessageBytes)
             ReleaseBuffer();
         }
         _lastWasControl = false;
+        Span<byte> head = stackalloc byte[14]; // outside the loop: stack use must not grow per fragment
         while (true)
         {
             if (buffer.Length < 2)
             {
                 return WebSocketReadStatus.NeedMoreData;
             }
-            Span<byte> head = stackalloc byte[14];
             var available = (int)Math.Min(14, buffer.Length);
             buffer.Slice(0, available).CopyTo(head);
             var fin = (head[0] & 0x80) != 0;

@@ -60,6 +60,7 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
         var position = await hub.History.GetPositionAsync(message.Topic, cancellationToken);
         var topic = hub.Topics.GetOrAdd(message.Topic);
         var subscriber = topic.BeginSubscribe(connection, joinRef, position.Head, out var head);
+        var replied = false;
         try
         {
             bool? recovered = recovery.Kind switch
@@ -81,12 +82,22 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
                 }
                 w.WriteEndObject();
             });
+            replied = true;
             if (recovered == true)
             {
                 await ReplayAsync(connection, message.Topic, joinRef, recovery, head, cancellationToken);
             }
             topic.CompleteSubscribe(subscriber);
             return subscriber;
+        }
+        catch (Exception ex) when (replied && ex is not OperationCanceledException)
+        {
+            // The client already has its ok: a second reply would be ignored, so tell it the channel
+            // errored; phoenix.js then rejoins with backoff (and recovers with since).
+            topic.Unsubscribe(subscriber);
+            HubLog.ReplayFailed(hub.Logger, message.Topic, connection.Id, ex);
+            connection.Send(WireFrames.EmptyEvent(joinRef, joinRef, message.Topic, PhoenixEvents.Error));
+            return null;
         }
         catch
         {
