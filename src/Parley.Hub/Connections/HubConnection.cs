@@ -120,7 +120,8 @@ public sealed class HubConnection
         (IChannelHandler Handler, Subscriber Subscriber) joined;
         lock (_joined)
         {
-            if (!_joined.TryGetValue(message.Topic, out joined))
+            // A push for a channel instance that is gone (the client raced a rejoin) is refused like Phoenix does.
+            if (!_joined.TryGetValue(message.Topic, out joined) || (message.JoinRef is not null && message.JoinRef != joined.Subscriber.JoinRef))
             {
                 Send(WireFrames.ErrorReply(null, message.Ref, message.Topic, ErrorReasons.UnmatchedTopic));
                 return;

@@ -29,6 +29,8 @@ internal sealed class SocketConnection : IConnectionTransport
     private readonly Channel<byte[]> _queue = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly int _maxQueuedBytes;
     private readonly CancellationTokenSource _abort = new();
+    private readonly Lock _abortLock = new();
+    private bool _abortDisposed;
     private long _queuedBytes;
     private int _closing;
     private volatile bool _discardQueued;
@@ -94,10 +96,22 @@ internal sealed class SocketConnection : IConnectionTransport
             return;
         }
         _closeFrame = WebSocketFraming.EncodeClose(code, reason);
+        // A peer that never reads would hold the writer forever; abort after a grace period.
+        ArmAbort();
         _queue.Writer.TryComplete();
         ServerLog.Closing(_logger, _context.Connection.Id, code, reason);
-        // A peer that never reads would hold the writer forever; abort after a grace period.
-        _abort.CancelAfter(CloseGrace);
+    }
+
+    /// <summary>Aborts the connection after <see cref="CloseGrace"/> unless it ended by then. Safe at any time.</summary>
+    private void ArmAbort()
+    {
+        lock (_abortLock)
+        {
+            if (!_abortDisposed)
+            {
+                _abort.CancelAfter(CloseGrace);
+            }
+        }
     }
 
     /// <summary>Runs the connection until both directions are done.</summary>
@@ -123,8 +137,8 @@ internal sealed class SocketConnection : IConnectionTransport
             // The peer is gone or closing: end the writer too (no close frame is owed to a vanished peer).
             if (Interlocked.Exchange(ref _closing, 1) == 0)
             {
+                ArmAbort();
                 _queue.Writer.TryComplete();
-                _abort.CancelAfter(CloseGrace);
             }
             try
             {
@@ -134,7 +148,11 @@ internal sealed class SocketConnection : IConnectionTransport
             {
             }
             connection.OnTransportClosed();
-            _abort.Dispose();
+            lock (_abortLock)
+            {
+                _abortDisposed = true;
+                _abort.Dispose();
+            }
         }
     }
 
