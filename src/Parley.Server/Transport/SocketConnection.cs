@@ -214,29 +214,9 @@ internal sealed class SocketConnection : IConnectionTransport
     {
         switch (reader.Opcode)
         {
-            case WebSocketOpcode.Text:
+            case WebSocketOpcode.Text or WebSocketOpcode.Binary:
             {
-                if (!System.Text.Unicode.Utf8.IsValid(reader.Payload))
-                {
-                    _hub.Metrics.ProtocolErrorClose();
-                    Close(CloseStatus.InvalidPayload, "text frame is not valid UTF-8");
-                    return false;
-                }
-                if (!PhoenixJsonCodec.TryParse(reader.PayloadMemory, out var message, out var error))
-                {
-                    _hub.Metrics.ProtocolErrorClose();
-                    Close(CloseStatus.InvalidPayload, error);
-                    return false;
-                }
-                using (message)
-                {
-                    await connection.HandleAsync(message!, _abort.Token);
-                }
-                return true;
-            }
-            case WebSocketOpcode.Binary:
-            {
-                if (!PhoenixBinaryCodec.TryParsePush(reader.Payload, out var message, out var error))
+                if (!TryParse(reader, out var message, out var error))
                 {
                     _hub.Metrics.ProtocolErrorClose();
                     Close(CloseStatus.InvalidPayload, error);
@@ -268,6 +248,21 @@ internal sealed class SocketConnection : IConnectionTransport
                 Close(CloseStatus.ProtocolError, "unexpected opcode");
                 return false;
         }
+    }
+
+    private static bool TryParse(WebSocketMessageReader reader, out PhoenixMessage? message, out string error)
+    {
+        if (reader.Opcode == WebSocketOpcode.Binary)
+        {
+            return PhoenixBinaryCodec.TryParsePush(reader.Payload, out message, out error);
+        }
+        if (!System.Text.Unicode.Utf8.IsValid(reader.Payload))
+        {
+            message = null;
+            error = "text frame is not valid UTF-8";
+            return false;
+        }
+        return PhoenixJsonCodec.TryParse(reader.PayloadMemory, out message, out error);
     }
 
     private async Task WriteLoopAsync()
