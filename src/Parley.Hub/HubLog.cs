@@ -29,6 +29,15 @@ internal static partial class HubLog
     [LoggerMessage(108, LogLevel.Error, "Replay of {Topic} failed on connection {ConnectionId}; sent phx_error so the client rejoins")]
     public static partial void ReplayFailed(ILogger logger, string topic, string connectionId, Exception exception);
 
+    [LoggerMessage(109, LogLevel.Error, "Delivering a committed batch failed")]
+    public static partial void DeliveryFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(110, LogLevel.Error, "Closing connection {ConnectionId} failed")]
+    public static partial void CloseFailed(ILogger logger, string connectionId, Exception exception);
+
+    [LoggerMessage(111, LogLevel.Error, "Shutdown could not flush every pending append within {TimeoutMs} ms")]
+    public static partial void ShutdownFlushTimedOut(ILogger logger, double timeoutMs);
+
     [LoggerMessage(107, LogLevel.Information, "Shutting down: flushing {Pending} pending appends, closing {Connections} connections")]
     public static partial void ShuttingDown(ILogger logger, int pending, long connections);
 }

@@ -105,19 +105,45 @@ public sealed class ParleyHub : IAsyncDisposable
     /// Graceful shutdown: refuse new work, commit and acknowledge every queued append, then close every
     /// socket with 1001 "server shutting down" (after what is already queued to it).
     /// </summary>
-    public async Task ShutdownAsync()
+    public async Task ShutdownAsync(TimeSpan? flushTimeout = null)
     {
-        if (_shuttingDown)
+        lock (_connections)
         {
-            return;
+            if (_shuttingDown)
+            {
+                return;
+            }
+            _shuttingDown = true;
         }
-        _shuttingDown = true;
         HubLog.ShuttingDown(Logger, Appends.Pending, _connections.Count);
         await _stopping.CancelAsync();
-        await Appends.CompleteAsync();
-        foreach (var connection in _connections.Values)
+        var timeout = flushTimeout ?? TimeSpan.FromSeconds(3);
+        try
         {
-            connection.Close(CloseStatus.GoingAway, "server shutting down");
+            await Appends.CompleteAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            HubLog.ShutdownFlushTimedOut(Logger, timeout.TotalMilliseconds);
+        }
+        finally
+        {
+            foreach (var connection in _connections.Values)
+            {
+                SafeClose(connection, CloseStatus.GoingAway, "server shutting down");
+            }
+        }
+    }
+
+    private void SafeClose(HubConnection connection, ushort code, string reason)
+    {
+        try
+        {
+            connection.Close(code, reason);
+        }
+        catch (Exception ex)
+        {
+            HubLog.CloseFailed(Logger, connection.Id, ex);
         }
     }
 
@@ -170,7 +196,7 @@ public sealed class ParleyHub : IAsyncDisposable
                     {
                         Metrics.IdleTimeoutClose();
                         HubLog.IdleClose(Logger, connection.Id, idle);
-                        connection.Close(CloseStatus.IdleTimeout, "idle timeout: no heartbeat");
+                        SafeClose(connection, CloseStatus.IdleTimeout, "idle timeout: no heartbeat");
                     }
                 }
             }

@@ -220,7 +220,11 @@ public sealed class WebSocketMessageReader(int maxMessageBytes)
             {
                 if (available < 10) return WebSocketReadStatus.NeedMoreData;
                 var longLength = BinaryPrimitives.ReadUInt64BigEndian(head[2..]);
-                payloadLength = longLength > long.MaxValue ? long.MaxValue : (long)longLength;
+                if (longLength > long.MaxValue)
+                {
+                    return Fail(CloseStatus.ProtocolError, "the most significant bit of a 64-bit length must be 0");
+                }
+                payloadLength = (long)longLength;
                 headerLength = 10;
             }
             if (available < headerLength + 4)
@@ -254,7 +258,7 @@ public sealed class WebSocketMessageReader(int maxMessageBytes)
             {
                 return Fail(CloseStatus.ProtocolError, "new data frame before the fragmented message ended");
             }
-            else if (_length + payloadLength > MaxMessageBytes)
+            else if (payloadLength > MaxMessageBytes - _length)
             {
                 return Fail(CloseStatus.MessageTooBig, $"message exceeds {MaxMessageBytes} bytes");
             }

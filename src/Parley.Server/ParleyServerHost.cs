@@ -87,6 +87,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         try
         {
             builder.Services.AddSingleton(sp => new ParleyHub(options.Hub, store, sp.GetRequiredService<ILoggerFactory>(), authenticator, joinAuthorizer));
+            builder.Services.AddSingleton(options);
             builder.Services.AddSingleton<PhoenixSocketEndpoint>();
             builder.Services.AddSingleton<MetricsExporter>();
             builder.Services.AddHostedService<HubLifecycle>();
@@ -175,7 +176,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
     }
 
     /// <summary>Starts the hub with the host and drains it first when the host stops.</summary>
-    private sealed class HubLifecycle(ParleyHub hub) : IHostedLifecycleService
+    private sealed class HubLifecycle(ParleyHub hub, Microsoft.Extensions.Options.IOptions<HostOptions> hostOptions) : IHostedLifecycleService
     {
         public Task StartingAsync(CancellationToken cancellationToken)
         {
@@ -189,8 +190,10 @@ public sealed class ParleyServerHost : IAsyncDisposable
         public async Task StoppingAsync(CancellationToken cancellationToken)
         {
             // Before Kestrel stops: commit and ack queued pushes, then send every socket 1001.
-            await hub.ShutdownAsync();
-            var deadline = DateTime.UtcNow.AddSeconds(3);
+            // Budget: 60% of the shutdown timeout to flush appends, the rest for sockets to close.
+            var timeout = hostOptions.Value.ShutdownTimeout;
+            await hub.ShutdownAsync(timeout * 0.6);
+            var deadline = DateTime.UtcNow + (timeout * 0.35);
             while (hub.ConnectionCount > 0 && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
             {
                 await Task.Delay(20, CancellationToken.None);

@@ -16,6 +16,12 @@ public sealed class ServerOptions
     /// <summary>Allow a non-loopback <see cref="Listen"/> address. Default false: the hub refuses to start and says why.</summary>
     public bool AllowRemote { get; set; }
 
+    /// <summary>
+    /// Browser origins (<c>scheme://host[:port]</c>) allowed to open sockets besides loopback pages and the
+    /// hub's own host; <c>*</c> allows any. Default empty. Requests without <c>Origin</c> (non-browser clients) are always allowed.
+    /// </summary>
+    public List<string> AllowedOrigins { get; set; } = [];
+
     /// <summary>The data directory (database, logs). Default: <see cref="DefaultDataDir"/>.</summary>
     public string DataDir { get; set; } = DefaultDataDir();
 

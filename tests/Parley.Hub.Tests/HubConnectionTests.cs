@@ -472,8 +472,7 @@ public sealed class HubConnectionTests
             ],
             transport.Frames.Skip(1));
         Assert.Equal(0, connection.JoinedCount);
-        Assert.True(h.Hub.Topics.TryGet(Lobby, out var topic));
-        Assert.Equal(0, topic!.SubscriberCount);
+        Assert.False(h.Hub.Topics.TryGet(Lobby, out _)); // the last subscriber left: the topic was evicted
 
         await SendAsync(connection, "3", "10", Lobby, "msg", """{"body":"x"}""");
         Assert.Equal(ErrorReasons.UnmatchedTopic, Last(transport).Reason);
@@ -516,10 +515,8 @@ public sealed class HubConnectionTests
 
         Assert.Equal(0, connection.JoinedCount);
         Assert.Equal(0, h.Hub.ConnectionCount);
-        Assert.True(h.Hub.Topics.TryGet("room:a", out var a));
-        Assert.Equal(0, a!.SubscriberCount);
-        Assert.True(h.Hub.Topics.TryGet("room:b", out var b));
-        Assert.Equal(0, b!.SubscriberCount);
+        Assert.False(h.Hub.Topics.TryGet("room:a", out _)); // the last subscriber left: the topic was evicted
+        Assert.False(h.Hub.Topics.TryGet("room:b", out _)); // the last subscriber left: the topic was evicted
     }
 
     // ---- recovery -------------------------------------------------------------------------------
@@ -714,6 +711,85 @@ public sealed class HubConnectionTests
     }
 
     [Fact]
+    public async Task Retention_trimming_during_a_replay_is_never_passed_off_as_recovered()
+    {
+        var store = new InMemoryHistoryStore();
+        await using var h = Start(o => o.ReplayPageSize = 2, store: store);
+        var ts = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await h.SeedAsync(Lobby, 10, ts);
+        // After the first page (offsets 1-2) is read, retention removes 1-6.
+        store.AfterRangeRead = after =>
+        {
+            if (after == 0)
+            {
+                store.TrimAsync(new RetentionPolicy(4, TimeSpan.Zero), ts).AsTask().Wait();
+            }
+        };
+        var (connection, transport) = h.Connect();
+
+        await SendAsync(connection, "1", "1", Lobby, PhoenixEvents.Join, """{"since":0}""");
+
+        var frames = transport.Frames.Select(Frame.Parse).ToList();
+        Assert.True(frames[0].Response.GetProperty("recovered").GetBoolean()); // what was known when it replied
+        var replayed = frames.Where(f => f.Event == "msg").Select(f => f.Payload.GetProperty("offset").GetInt64()).ToList();
+        Assert.Equal([1L, 2L], replayed); // nothing after the hole
+        Assert.Equal(PhoenixEvents.Error, frames[^1].Event); // the client is told to rejoin (and will get recovered:false)
+        Assert.Equal(0, connection.JoinedCount);
+    }
+
+    [Fact]
+    public async Task Leave_is_never_rate_limited()
+    {
+        await using var h = Start(o => { o.PushesPerSecond = 0.001; o.PushBurst = 1; });
+        var (connection, transport) = h.Connect();
+        await JoinAsync(connection, transport, Lobby); // takes the only token
+        await SendAsync(connection, "1", "2", Lobby, PhoenixEvents.Leave);
+        var reply = Frame.Parse(transport.Frames[1]);
+        Assert.Equal("ok", reply.Status);
+        Assert.Equal(0, connection.JoinedCount);
+    }
+
+    [Theory]
+    [InlineData("history", """{"before":"x"}""")]
+    [InlineData("history", """{"limit":"5"}""")]
+    public async Task Numbers_of_the_wrong_type_are_invalid_payload_not_internal_errors(string @event, string payload)
+    {
+        await using var h = Start();
+        var (connection, transport) = h.Connect();
+        await JoinAsync(connection, transport, Lobby);
+        await SendAsync(connection, "1", "2", Lobby, @event, payload);
+        Assert.Equal("invalid_payload", Frame.Parse(transport.Frames[^1]).Response.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task Nested_since_offset_of_the_wrong_type_is_invalid_payload()
+    {
+        await using var h = Start();
+        var (connection, transport) = h.Connect();
+        await SendAsync(connection, "1", "1", Lobby, PhoenixEvents.Join, """{"since":{"offset":"5"}}""");
+        Assert.Equal("invalid_payload", Frame.Parse(transport.Frames[^1]).Response.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task A_history_page_stays_under_a_quarter_of_the_outbound_queue_and_says_there_is_more()
+    {
+        var store = new InMemoryHistoryStore();
+        await using var h = Start(o => o.MaxOutboundQueueBytes = 64 * 1024, store: store);
+        var (connection, transport) = h.Connect();
+        await JoinAsync(connection, transport, Lobby);
+        for (var i = 0; i < 20; i++)
+        {
+            await SendAsync(connection, "1", $"p{i}", Lobby, "msg", $$"""{"body":"{{new string('x', 4000)}}"}""");
+        }
+        await ReplyAsync(transport, "p19");
+        await SendAsync(connection, "1", "h", Lobby, "history", """{"limit":20}""");
+        var reply = await ReplyAsync(transport, "h");
+        var messages = reply.Response.GetProperty("messages").GetArrayLength();
+        Assert.InRange(messages, 1, 19);
+        Assert.True(reply.Response.GetProperty("more").GetBoolean());
+    }
+
+    [Fact]
     public async Task Replay_failure_leaves_no_subscriber_behind()
     {
         var store = new InMemoryHistoryStore();
@@ -725,8 +801,7 @@ public sealed class HubConnectionTests
         await SendAsync(connection, "1", "1", Lobby, PhoenixEvents.Join, """{"since":0}""");
 
         Assert.Equal(0, connection.JoinedCount);
-        Assert.True(h.Hub.Topics.TryGet(Lobby, out var topic));
-        Assert.Equal(0, topic!.SubscriberCount);
+        Assert.False(h.Hub.Topics.TryGet(Lobby, out _)); // the last subscriber left: the topic was evicted
         Assert.DoesNotContain(transport.Frames.Select(Frame.Parse), f => f.Event == "msg"); // nothing replayed
     }
 

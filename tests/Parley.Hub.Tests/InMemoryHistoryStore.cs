@@ -108,8 +108,15 @@ internal sealed class InMemoryHistoryStore(string epoch = "mem-epoch-1") : IHist
         }
     }
 
-    public ValueTask<IReadOnlyList<StoredMessage>> ReadRangeAsync(string topic, long afterOffset, long throughOffset, int limit, CancellationToken cancellationToken = default) =>
-        Read(topic, messages => messages.Where(m => m.Offset > afterOffset && m.Offset <= throughOffset), limit);
+    /// <summary>Runs after each range read (e.g. to trim between replay pages).</summary>
+    public Action<long>? AfterRangeRead { get; set; }
+
+    public ValueTask<IReadOnlyList<StoredMessage>> ReadRangeAsync(string topic, long afterOffset, long throughOffset, int limit, CancellationToken cancellationToken = default)
+    {
+        var page = Read(topic, messages => messages.Where(m => m.Offset > afterOffset && m.Offset <= throughOffset), limit);
+        AfterRangeRead?.Invoke(afterOffset);
+        return page;
+    }
 
     public ValueTask<IReadOnlyList<StoredMessage>> ReadSinceTimeAsync(string topic, long sinceMs, long throughOffset, int limit, CancellationToken cancellationToken = default) =>
         Read(topic, messages => messages.Where(m => m.TimestampMs >= sinceMs && m.Offset <= throughOffset), limit);

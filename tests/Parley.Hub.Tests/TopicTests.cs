@@ -32,7 +32,7 @@ public sealed class TopicTests : IAsyncLifetime
         var topic = NewTopic();
         var (connection, transport) = _harness.Connect();
 
-        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 5, out var replayThrough);
+        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 5, out var replayThrough)!;
         Assert.Equal(5, replayThrough);
         Assert.Equal(1, topic.SubscriberCount);
         Assert.Same(topic, subscriber.Topic);
@@ -55,7 +55,7 @@ public sealed class TopicTests : IAsyncLifetime
     {
         var topic = NewTopic();
         var (connection, transport) = _harness.Connect();
-        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 0, out _);
+        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 0, out _)!;
 
         topic.CompleteSubscribe(subscriber);
 
@@ -71,7 +71,7 @@ public sealed class TopicTests : IAsyncLifetime
         // offset 5 arriving afterwards must not be delivered a second time.
         var topic = NewTopic();
         var (connection, transport) = _harness.Connect();
-        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 5, out var replayThrough);
+        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 5, out var replayThrough)!;
         topic.CompleteSubscribe(subscriber);
         Assert.Equal(5, replayThrough);
 
@@ -90,12 +90,12 @@ public sealed class TopicTests : IAsyncLifetime
         var topic = NewTopic();
         var (first, _) = _harness.Connect("a");
         var (second, secondTransport) = _harness.Connect("b");
-        topic.CompleteSubscribe(topic.BeginSubscribe(first, "1", storeHead: 2, out _));
+        topic.CompleteSubscribe(topic.BeginSubscribe(first, "1", storeHead: 2, out _)!);
         topic.Publish(3, Live(3));
         topic.Publish(4, Live(4));
 
         // The second joiner read the store before 3 and 4 were committed.
-        var subscriber = topic.BeginSubscribe(second, "1", storeHead: 2, out var replayThrough);
+        var subscriber = topic.BeginSubscribe(second, "1", storeHead: 2, out var replayThrough)!;
         Assert.Equal(4, replayThrough); // replays 3 and 4 from the store...
         topic.Publish(4, Live(4));      // ...so a late publish of 4 is not duplicated
         topic.Publish(5, Live(5));
@@ -111,7 +111,7 @@ public sealed class TopicTests : IAsyncLifetime
         var (connection, transport) = _harness.Connect();
         topic.Publish(1, Live(1)); // nobody listening yet
 
-        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 10, out var replayThrough);
+        var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 10, out var replayThrough)!;
         Assert.Equal(10, replayThrough);
         topic.CompleteSubscribe(subscriber);
         topic.Publish(10, Live(10));
@@ -126,8 +126,8 @@ public sealed class TopicTests : IAsyncLifetime
         var topic = NewTopic();
         var (a, aTransport) = _harness.Connect("a");
         var (b, bTransport) = _harness.Connect("b");
-        var subA = topic.BeginSubscribe(a, "1", 0, out _);
-        var subB = topic.BeginSubscribe(b, "1", 0, out _);
+        var subA = topic.BeginSubscribe(a, "1", 0, out _)!;
+        var subB = topic.BeginSubscribe(b, "1", 0, out _)!;
         topic.CompleteSubscribe(subA);
         topic.CompleteSubscribe(subB);
         topic.Publish(1, Live(1));
@@ -149,7 +149,7 @@ public sealed class TopicTests : IAsyncLifetime
     {
         var topic = NewTopic();
         var (connection, transport) = _harness.Connect();
-        var subscriber = topic.BeginSubscribe(connection, "1", 0, out _);
+        var subscriber = topic.BeginSubscribe(connection, "1", 0, out _)!;
         topic.Publish(1, Live(1));
 
         topic.Unsubscribe(subscriber);
@@ -165,8 +165,8 @@ public sealed class TopicTests : IAsyncLifetime
         var topic = NewTopic();
         var (live, liveTransport) = _harness.Connect("live");
         var (joining, joiningTransport) = _harness.Connect("joining");
-        topic.CompleteSubscribe(topic.BeginSubscribe(live, "1", 0, out _));
-        var buffering = topic.BeginSubscribe(joining, "2", 0, out _);
+        topic.CompleteSubscribe(topic.BeginSubscribe(live, "1", 0, out _)!);
+        var buffering = topic.BeginSubscribe(joining, "2", 0, out _)!;
         var presence = WireFrames.EmptyEvent(null, null, "room:t", "presence_diff");
 
         topic.Broadcast(presence);
@@ -186,8 +186,8 @@ public sealed class TopicTests : IAsyncLifetime
         var topic = NewTopic();
         var (slow, slowTransport) = _harness.Connect("slow", byteLimit: 30);
         var (fast, fastTransport) = _harness.Connect("fast");
-        topic.CompleteSubscribe(topic.BeginSubscribe(slow, "1", 0, out _));
-        topic.CompleteSubscribe(topic.BeginSubscribe(fast, "1", 0, out _));
+        topic.CompleteSubscribe(topic.BeginSubscribe(slow, "1", 0, out _)!);
+        topic.CompleteSubscribe(topic.BeginSubscribe(fast, "1", 0, out _)!);
 
         topic.Publish(1, Live(1)); // 2 + 28 bytes: fits exactly
         topic.Publish(2, Live(2)); // overflows the slow one
@@ -203,9 +203,9 @@ public sealed class TopicTests : IAsyncLifetime
     {
         var topic = NewTopic();
         var (connection, transport) = _harness.Connect();
-        topic.BeginSubscribe(connection, "1", 0, out _);
+        _ = topic.BeginSubscribe(connection, "1", 0, out _)!;
         var frame = Live(1);
-        var allowance = connection.MaxBufferedDuringReplay;
+        var allowance = connection.MaxBufferedBytesDuringReplay / frame.Length; // frames that fit in the byte allowance
 
         for (var offset = 1; offset <= allowance; offset++)
         {
@@ -217,6 +217,22 @@ public sealed class TopicTests : IAsyncLifetime
         Assert.True(transport.IsClosing);
         Assert.Equal(CloseStatus.SlowConsumer, transport.CloseCode);
         Assert.Equal(1, _harness.Hub.Metrics.SlowConsumerDisconnects);
+    }
+
+    [Fact]
+    public void The_last_subscriber_leaving_evicts_the_topic_and_a_stale_object_refuses_new_subscribers()
+    {
+        var registry = new TopicRegistry(_metrics);
+        var topic = registry.GetOrAdd("room:evict");
+        var (connection, _) = _harness.Connect();
+        var subscriber = topic.BeginSubscribe(connection, "1", 0, out _)!;
+        topic.CompleteSubscribe(subscriber);
+        Assert.Equal(1, registry.Count);
+
+        topic.Unsubscribe(subscriber);
+        Assert.Equal(0, registry.Count);
+        Assert.Null(topic.BeginSubscribe(connection, "2", 0, out _)); // the joiner must fetch a fresh topic
+        Assert.NotSame(topic, registry.GetOrAdd("room:evict"));
     }
 
     [Fact]

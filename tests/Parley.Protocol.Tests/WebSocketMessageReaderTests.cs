@@ -182,6 +182,12 @@ public class WebSocketMessageReaderTests
     }
 
     [Fact]
+    public void A_huge_continuation_length_cannot_overflow_the_size_check() =>
+        AssertError(ClientFrames.Concat(
+            ClientFrames.Text("0123456789", fin: false),
+            ClientFrames.HeaderOnly(WebSocketOpcode.Continuation, long.MaxValue - 5)), CloseStatus.MessageTooBig);
+
+    [Fact]
     public void Unmasked_frame_is_a_protocol_error() =>
         AssertError(ClientFrames.Build(WebSocketOpcode.Text, "hi"u8, masked: false), CloseStatus.ProtocolError);
 
@@ -271,8 +277,8 @@ public class WebSocketMessageReaderTests
     public void Length_with_the_most_significant_bit_set_is_an_error_not_a_crash()
     {
         var header = ClientFrames.HeaderOnly(WebSocketOpcode.Binary, 70_000);
-        header[2] = 0x80; // 64-bit length >= 2^63
-        AssertError(header, CloseStatus.MessageTooBig);
+        header[2] = 0x80; // 64-bit length >= 2^63: RFC 6455 §5.2 says the top bit must be 0
+        AssertError(header, CloseStatus.ProtocolError);
     }
 
     [Fact]

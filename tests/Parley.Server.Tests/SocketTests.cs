@@ -254,6 +254,35 @@ public sealed class SocketTests
         Assert.Equal("binary_not_supported", reply.Reason());
     }
 
+    [Theory]
+    [InlineData("https://evil.example", false)]
+    [InlineData("null", false)]
+    [InlineData("http://localhost:3000", true)]
+    [InlineData("http://127.0.0.1:8080", true)]
+    [InlineData("https://dashboard.example", true)]
+    public async Task Browser_origins_from_other_sites_are_refused(string origin, bool allowed)
+    {
+        await using var hub = await TestHub.StartAsync(configureServer: o => o.AllowedOrigins.Add("https://dashboard.example"));
+        var (socket, response) = await RawWebSocket.TryConnectAsync(hub.BaseUrl, "/socket/websocket?vsn=2.0.0", extraHeaders: $"Origin: {origin}\r\n");
+        await socket.DisposeAsync();
+        Assert.StartsWith(allowed ? "HTTP/1.1 101" : "HTTP/1.1 403", response, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0x03, 0xE8 }, 1000)]          // 1000 echoed
+    [InlineData(new byte[0], 1000)]                        // no code → 1000
+    [InlineData(new byte[] { 0x0F, 0xA0 }, 4000)]          // application codes echoed
+    [InlineData(new byte[] { 0x03, 0xEE }, 1002)]          // 1006 may not be sent by a peer
+    [InlineData(new byte[] { 0x03, 0xE8, 0xFF, 0xFE }, 1007)] // reason is not UTF-8
+    public async Task A_client_close_is_echoed_with_a_valid_code(byte[] payload, int expected)
+    {
+        await using var hub = await TestHub.StartAsync();
+        await using var client = await hub.ConnectAsync();
+        await client.SendFrameAsync(0x8, payload);
+        Assert.Equal(expected, (await client.ReadCloseAsync()).CloseCode);
+        Assert.True(await client.WaitForEndOfStreamAsync(TimeSpan.FromSeconds(5)));
+    }
+
     private sealed class RecordingAuthenticator : IConnectAuthenticator
     {
         public bool Reject { get; init; }

@@ -17,18 +17,19 @@ internal static class ServeCommand
         var allowRemote = new Option<bool?>("--allow-remote") { Description = "Allow listening on a non-loopback address (env PARLEY_ALLOW_REMOTE)." };
         var config = new Option<string?>("--config") { Description = "JSON config file (default $XDG_CONFIG_HOME/parley/hub.json if it exists; env PARLEY_CONFIG)." };
         var logLevel = new Option<string?>("--log-level") { Description = "trace, debug, information, warning or error (default information; env PARLEY_LOG_LEVEL)." };
+        var allowedOrigins = new Option<string[]>("--allowed-origin") { Description = "A browser origin (scheme://host:port) allowed to connect besides loopback pages; repeatable; * allows any (env PARLEY_ALLOWED_ORIGINS, comma-separated).", AllowMultipleArgumentsPerToken = false };
         var json = new Option<bool>("--json") { Description = "Print the start-up line as JSON (for scripts)." };
 
         var command = new Command("serve", "Run the hub on its embedded SQLite store.")
         {
-            listen, data, allowRemote, config, logLevel, json,
+            listen, data, allowRemote, config, logLevel, allowedOrigins, json,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             ServerOptions options;
             try
             {
-                options = Resolve(parse.GetValue(config), parse.GetValue(listen), parse.GetValue(data), parse.GetValue(allowRemote), parse.GetValue(logLevel));
+                options = Resolve(parse.GetValue(config), parse.GetValue(listen), parse.GetValue(data), parse.GetValue(allowRemote), parse.GetValue(logLevel), parse.GetValue(allowedOrigins));
                 options.Validate();
             }
             catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException or FileNotFoundException or InvalidDataException)
@@ -42,7 +43,7 @@ internal static class ServeCommand
     }
 
     /// <summary>Flags win over environment variables, which win over the config file, which wins over defaults.</summary>
-    internal static ServerOptions Resolve(string? configFlag, string? listenFlag, string? dataFlag, bool? allowRemoteFlag, string? logLevelFlag)
+    internal static ServerOptions Resolve(string? configFlag, string? listenFlag, string? dataFlag, bool? allowRemoteFlag, string? logLevelFlag, string[]? allowedOriginsFlag = null)
     {
         var configPath = configFlag ?? Environment.GetEnvironmentVariable("PARLEY_CONFIG");
         var explicitConfig = configPath is not null;
@@ -78,6 +79,13 @@ internal static class ServeCommand
                 ? parsed
                 : throw new ArgumentException($"log level '{level}' is not one of trace, debug, information, warning, error");
         }
+        // From the flag, else PARLEY_ALLOWED_ORIGINS (comma-separated) or the config file (a string or an array).
+        var origins = allowedOriginsFlag is { Length: > 0 }
+            ? allowedOriginsFlag
+            : configuration["allowed_origins"] is { } joined
+                ? joined.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                : configuration.GetSection("allowed_origins").GetChildren().Select(c => c.Value ?? "").Where(v => v.Length > 0).ToArray();
+        options.AllowedOrigins.AddRange(origins);
         configuration.GetSection("hub").Bind(options.Hub);
         return options;
     }

@@ -16,10 +16,14 @@ public sealed class Topic
     private long _deliveredHead;
     private bool _headKnown;
 
-    internal Topic(string name, HubMetrics metrics)
+    private readonly TopicRegistry? _registry;
+    private bool _evicted;
+
+    internal Topic(string name, HubMetrics metrics, TopicRegistry? registry = null)
     {
         Name = name;
         _metrics = metrics;
+        _registry = registry;
     }
 
     /// <summary>The topic name.</summary>
@@ -34,11 +38,17 @@ public sealed class Topic
     /// store's committed head read just before; it only matters for the first subscriber, before the
     /// topic has seen any publish.
     /// </summary>
-    public Subscriber BeginSubscribe(HubConnection connection, string joinRef, long storeHead, out long replayThrough)
+    /// <returns>null when this topic object was evicted meanwhile (its last subscriber left): get a fresh one from the registry and retry.</returns>
+    public Subscriber? BeginSubscribe(HubConnection connection, string joinRef, long storeHead, out long replayThrough)
     {
         var subscriber = new Subscriber(this, connection, joinRef);
         lock (_lock)
         {
+            if (_evicted)
+            {
+                replayThrough = 0;
+                return null;
+            }
             if (!_headKnown)
             {
                 _deliveredHead = Math.Max(_deliveredHead, storeHead);
@@ -88,6 +98,13 @@ public sealed class Topic
             Array.Copy(_subscribers, 0, next, 0, index);
             Array.Copy(_subscribers, index + 1, next, index, _subscribers.Length - index - 1);
             Volatile.Write(ref _subscribers, next);
+            if (next.Length == 0 && _registry is not null)
+            {
+                // Nobody listens: drop the live state so joins of throwaway topics cannot grow memory.
+                // A joiner holding this object sees _evicted and retries with a fresh one.
+                _evicted = true;
+                _registry.Remove(this);
+            }
         }
     }
 
@@ -111,7 +128,8 @@ public sealed class Topic
                 if (subscriber.IsBuffering)
                 {
                     (subscriber.Buffered ??= []).Add(frame);
-                    if (subscriber.Buffered.Count > subscriber.Connection.MaxBufferedDuringReplay)
+                    subscriber.BufferedBytes += frame.Length;
+                    if (subscriber.BufferedBytes > subscriber.Connection.MaxBufferedBytesDuringReplay)
                     {
                         subscriber.Connection.CloseSlowConsumer();
                     }
@@ -159,17 +177,22 @@ public sealed class Subscriber
 
     internal bool IsBuffering { get; set; } = true;
     internal List<byte[]>? Buffered { get; set; }
+    internal long BufferedBytes { get; set; }
 }
 
-/// <summary>All topics with live state. Topics are created on first join and kept (a few hundred bytes each).</summary>
+/// <summary>All topics with live state: created on join, removed when the last subscriber leaves.</summary>
 public sealed class TopicRegistry(HubMetrics metrics)
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
 
     /// <summary>The topic, created if new.</summary>
-    public Topic GetOrAdd(string name) => _topics.GetOrAdd(name, static (n, m) => new Topic(n, m), metrics);
+    public Topic GetOrAdd(string name) => _topics.GetOrAdd(name, static (n, registry) => new Topic(n, registry._metrics, registry), this);
 
-    /// <summary>The topic if anyone ever joined it.</summary>
+    private readonly HubMetrics _metrics = metrics;
+
+    internal void Remove(Topic topic) => _topics.TryRemove(new KeyValuePair<string, Topic>(topic.Name, topic));
+
+    /// <summary>The topic if it has live state (someone joined it and has not left).</summary>
     public bool TryGet(string name, out Topic? topic) => _topics.TryGetValue(name, out topic);
 
     /// <summary>Number of topics with live state.</summary>

@@ -54,8 +54,8 @@ public sealed class HubConnection
         }
     }
 
-    /// <summary>Live frames a joining subscriber may buffer while its replay is sent before it counts as a slow consumer.</summary>
-    internal int MaxBufferedDuringReplay => 100_000;
+    /// <summary>Bytes of live frames a joining subscriber may buffer while its replay is sent before it counts as a slow consumer.</summary>
+    internal int MaxBufferedBytesDuringReplay => _hub.Options.MaxOutboundQueueBytes;
 
     /// <summary>Milliseconds since anything arrived from the client.</summary>
     public long IdleMilliseconds => Environment.TickCount64 - Volatile.Read(ref _lastInboundTicks);
@@ -100,7 +100,8 @@ public sealed class HubConnection
             return;
         }
 
-        if (!_bucket.TryTake(out var retryAfterMs))
+        // Leaves are never refused: phoenix.js would stay "leaving" forever on an error reply.
+        if (message.Event != PhoenixEvents.Leave && !_bucket.TryTake(out var retryAfterMs))
         {
             RejectRateLimited(message, retryAfterMs);
             return;

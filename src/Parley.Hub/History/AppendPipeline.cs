@@ -103,7 +103,15 @@ public sealed class AppendPipeline
                 continue;
             }
             _metrics.Committed(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            Deliver(batch, outcomes);
+            try
+            {
+                Deliver(batch, outcomes);
+            }
+            catch (Exception ex)
+            {
+                // Never let one bad delivery stop the pipeline: later appends must still commit and be acked.
+                HubLog.DeliveryFailed(_logger, ex);
+            }
         }
     }
 

@@ -57,9 +57,19 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
         }
 
         var joinRef = message.JoinRef ?? message.Ref ?? "";
-        var position = await hub.History.GetPositionAsync(message.Topic, cancellationToken);
-        var topic = hub.Topics.GetOrAdd(message.Topic);
-        var subscriber = topic.BeginSubscribe(connection, joinRef, position.Head, out var head);
+        // The topic object must exist before the store head is read: a commit published in between is
+        // then recorded by the topic (see Topic.BeginSubscribe) instead of being skipped.
+        Topic topic;
+        TopicPosition position;
+        Subscriber? subscriber;
+        long head;
+        do
+        {
+            topic = hub.Topics.GetOrAdd(message.Topic);
+            position = await hub.History.GetPositionAsync(message.Topic, cancellationToken);
+            subscriber = topic.BeginSubscribe(connection, joinRef, position.Head, out head);
+        }
+        while (subscriber is null);
         var replied = false;
         try
         {
@@ -109,27 +119,42 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
     private async Task ReplayAsync(Connections.HubConnection connection, string topic, string joinRef, Recovery recovery, long head, CancellationToken cancellationToken)
     {
         var pageSize = hub.Options.ReplayPageSize;
-        var after = recovery.Kind == RecoveryKind.Offset ? recovery.Since : -1;
+        var byTime = recovery.Kind == RecoveryKind.Time;
+        var after = byTime ? -1 : recovery.Since;
         while (after < head)
         {
             var page = after < 0
                 ? await hub.History.ReadSinceTimeAsync(topic, recovery.Since, head, pageSize, cancellationToken)
                 : await hub.History.ReadRangeAsync(topic, after, head, pageSize, cancellationToken);
-            if (page.Count == 0)
+            if (page.Count == 0 && after < 0)
             {
-                return;
+                return; // nothing at or after since_ms
             }
             foreach (var stored in page)
             {
+                // Retention may trim while a long replay runs; a hole must never pass as recovered.
+                if (after >= 0 && stored.Offset != after + 1)
+                {
+                    throw new ReplayGapException(topic, after + 1, stored.Offset);
+                }
                 if (!await connection.SendAsync(MessageJson.Frame(joinRef, stored), cancellationToken))
                 {
                     return;
                 }
+                after = stored.Offset;
+            }
+            if (page.Count == 0)
+            {
+                throw new ReplayGapException(topic, after + 1, head);
             }
             hub.Metrics.Delivered(page.Count);
-            after = page[^1].Offset;
+            connection.Touch(); // a client consuming its replay is alive, even if its heartbeats wait behind it
         }
     }
+
+    /// <summary>Messages the replay needed were removed while it ran.</summary>
+    private sealed class ReplayGapException(string topic, long expected, long found)
+        : Exception($"replay of {topic} expected offset {expected} but the store had {found}: removed by retention during the replay");
 
     /// <inheritdoc />
     public async ValueTask HandleAsync(ChannelRequest request, Subscriber subscriber, CancellationToken cancellationToken)
@@ -216,7 +241,7 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
         {
             if (payload.TryGetProperty("before"u8, out var b) && b.ValueKind != JsonValueKind.Null)
             {
-                if (!b.TryGetInt64(out before) || before < 1)
+                if (b.ValueKind != JsonValueKind.Number || !b.TryGetInt64(out before) || before < 1)
                 {
                     connection.ReplyError(message, ErrorReasons.InvalidPayload, "before must be a positive integer offset");
                     return;
@@ -224,7 +249,7 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
             }
             if (payload.TryGetProperty("limit"u8, out var l) && l.ValueKind != JsonValueKind.Null)
             {
-                if (!l.TryGetInt32(out limit) || limit < 1 || limit > hub.Options.HistoryMaxLimit)
+                if (l.ValueKind != JsonValueKind.Number || !l.TryGetInt32(out limit) || limit < 1 || limit > hub.Options.HistoryMaxLimit)
                 {
                     connection.ReplyError(message, ErrorReasons.InvalidPayload, $"limit must be an integer from 1 to {hub.Options.HistoryMaxLimit}");
                     return;
@@ -237,6 +262,19 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
             return;
         }
         var page = await hub.History.ReadBeforeAsync(message.Topic, before, limit, cancellationToken);
+        // One reply is one frame: keep it well under the outbound queue limit, and say there is more.
+        var budget = hub.Options.MaxOutboundQueueBytes / 4;
+        var kept = 0;
+        long bytes = 0;
+        while (kept < page.Count && (kept == 0 || bytes + EstimateBytes(page[kept]) <= budget))
+        {
+            bytes += EstimateBytes(page[kept]);
+            kept++;
+        }
+        if (kept < page.Count)
+        {
+            page = page.Take(kept).ToList();
+        }
         var position = await hub.History.GetPositionAsync(message.Topic, cancellationToken);
         var more = page.Count > 0 && page[^1].Offset > position.FirstRetained;
         connection.ReplyOk(message, (page, more), static (w, s) =>
@@ -253,6 +291,9 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
             w.WriteEndObject();
         });
     }
+
+    private static long EstimateBytes(StoredMessage message) =>
+        128 + (2L * message.Body.Length) + (message.MetaJson?.Length ?? 0) + (message.ClientId?.Length ?? 0) + message.From.Length;
 
     private enum RecoveryKind
     {
@@ -290,7 +331,7 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
         {
             if (since.ValueKind == JsonValueKind.Object)
             {
-                if (!since.TryGetProperty("offset"u8, out var nestedOffset) || !nestedOffset.TryGetInt64(out var offset) || offset < 0)
+                if (!since.TryGetProperty("offset"u8, out var nestedOffset) || nestedOffset.ValueKind != JsonValueKind.Number || !nestedOffset.TryGetInt64(out var offset) || offset < 0)
                 {
                     error = "since.offset must be a non-negative integer";
                     return false;

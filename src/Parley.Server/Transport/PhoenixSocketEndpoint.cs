@@ -11,7 +11,7 @@ namespace Parley.Server.Transport;
 /// <c>GET /socket/websocket?vsn=2.0.0</c>: validates the upgrade, authenticates (403 before the upgrade on
 /// rejection), switches protocols and runs the connection (docs/protocol.md §Connecting).
 /// </summary>
-internal sealed class PhoenixSocketEndpoint(ParleyHub hub, ILoggerFactory loggerFactory)
+internal sealed class PhoenixSocketEndpoint(ParleyHub hub, ServerOptions options, ILoggerFactory loggerFactory)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger("Parley.Server.Socket");
 
@@ -28,6 +28,13 @@ internal sealed class PhoenixSocketEndpoint(ParleyHub hub, ILoggerFactory logger
             await RejectAsync(context, status, error);
             return;
         }
+        var origin = context.Request.Headers.Origin.ToString();
+        if (!WebSocketHandshake.IsOriginAllowed(origin, context.Request.Host.Value ?? "", options.AllowedOrigins))
+        {
+            ServerLog.ConnectRejected(_logger, context.Connection.RemoteIpAddress?.ToString(), $"origin {origin} not allowed");
+            await RejectAsync(context, StatusCodes.Status403Forbidden, $"origin {origin} is not allowed: add it to allowed_origins (--allowed-origin) to let its pages connect");
+            return;
+        }
         if (hub.IsShuttingDown)
         {
             await RejectAsync(context, StatusCodes.Status503ServiceUnavailable, "server shutting down");
@@ -36,7 +43,17 @@ internal sealed class PhoenixSocketEndpoint(ParleyHub hub, ILoggerFactory logger
 
         var connectionId = hub.NewConnectionId();
         var remote = context.Connection.RemoteIpAddress?.ToString();
-        var decision = await hub.Authenticator.AuthenticateAsync(new ConnectRequest(connectionId, upgrade!.Token, remote, upgrade.Params), context.RequestAborted);
+        ConnectResult decision;
+        try
+        {
+            decision = await hub.Authenticator.AuthenticateAsync(new ConnectRequest(connectionId, upgrade!.Token, remote, upgrade.Params), context.RequestAborted);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            ServerLog.ConnectionFailed(_logger, connectionId, ex);
+            await RejectAsync(context, StatusCodes.Status500InternalServerError, "authentication failed inside the hub; try again");
+            return;
+        }
         if (!decision.Accepted)
         {
             ServerLog.ConnectRejected(_logger, remote, decision.RejectReason ?? "rejected");

@@ -36,6 +36,7 @@ internal sealed class SocketConnection : IConnectionTransport
     private volatile bool _discardQueued;
     private byte[]? _closeFrame;
     private TaskCompletionSource? _roomAvailable;
+    private readonly string _connectionId;
 
     public SocketConnection(HttpContext context, PipeReader input, PipeWriter output, ParleyHub hub, ILogger logger)
     {
@@ -45,6 +46,9 @@ internal sealed class SocketConnection : IConnectionTransport
         _hub = hub;
         _logger = logger;
         _maxQueuedBytes = hub.Options.MaxOutboundQueueBytes;
+        // Captured once: the HttpContext is recycled by Kestrel as soon as RunAsync returns, and Close
+        // may be called from other threads (fan-out, idle sweep, shutdown) after that.
+        _connectionId = context.Connection.Id;
     }
 
     public bool IsClosing => Volatile.Read(ref _closing) != 0;
@@ -59,7 +63,7 @@ internal sealed class SocketConnection : IConnectionTransport
         {
             Interlocked.Add(ref _queuedBytes, -frame.Length);
             _hub.Metrics.SlowConsumer();
-            ServerLog.SlowConsumer(_logger, _context.Connection.Id, _maxQueuedBytes);
+            ServerLog.SlowConsumer(_logger, _connectionId, _maxQueuedBytes);
             _discardQueued = true;
             Close(CloseStatus.SlowConsumer, "slow consumer");
             return false;
@@ -99,7 +103,7 @@ internal sealed class SocketConnection : IConnectionTransport
         // A peer that never reads would hold the writer forever; abort after a grace period.
         ArmAbort();
         _queue.Writer.TryComplete();
-        ServerLog.Closing(_logger, _context.Connection.Id, code, reason);
+        ServerLog.Closing(_logger, _connectionId, code, reason);
     }
 
     /// <summary>Aborts the connection after <see cref="CloseGrace"/> unless it ended by then. Safe at any time.</summary>
@@ -129,7 +133,7 @@ internal sealed class SocketConnection : IConnectionTransport
         }
         catch (Exception ex)
         {
-            ServerLog.ConnectionFailed(_logger, _context.Connection.Id, ex);
+            ServerLog.ConnectionFailed(_logger, _connectionId, ex);
             Close(CloseStatus.InternalError, "internal error");
         }
         finally
@@ -147,11 +151,20 @@ internal sealed class SocketConnection : IConnectionTransport
             catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionAbortedException or InvalidOperationException)
             {
             }
-            connection.OnTransportClosed();
-            lock (_abortLock)
+            catch (Exception ex)
             {
-                _abortDisposed = true;
-                _abort.Dispose();
+                ServerLog.ConnectionFailed(_logger, _connectionId, ex);
+            }
+            finally
+            {
+                connection.OnTransportClosed();
+                await _input.CompleteAsync();
+                await _output.CompleteAsync();
+                lock (_abortLock)
+                {
+                    _abortDisposed = true;
+                    _abort.Dispose();
+                }
             }
         }
     }
@@ -159,6 +172,7 @@ internal sealed class SocketConnection : IConnectionTransport
     private async Task ReadLoopAsync(HubConnection connection)
     {
         var reader = new WebSocketMessageReader(_hub.Options.MaxFrameBytes);
+        var framingBroken = false;
         try
         {
             while (true)
@@ -172,24 +186,42 @@ internal sealed class SocketConnection : IConnectionTransport
                 var startLength = buffer.Length;
                 try
                 {
-                    while (!IsClosing)
+                    while (!framingBroken)
                     {
                         var status = reader.TryRead(ref buffer);
                         if (status == WebSocketReadStatus.NeedMoreData)
                         {
                             break;
                         }
-                        connection.Touch();
                         if (status == WebSocketReadStatus.Error)
                         {
-                            _hub.Metrics.ProtocolErrorClose();
-                            Close(reader.ErrorCode, reader.ErrorReason);
-                            return;
+                            if (!IsClosing)
+                            {
+                                _hub.Metrics.ProtocolErrorClose();
+                                Close(reader.ErrorCode, reader.ErrorReason);
+                            }
+                            framingBroken = true; // nothing after this can be parsed: discard until the peer hangs up
+                            break;
                         }
+                        if (IsClosing)
+                        {
+                            // Our close frame is out or on its way: read (and ignore) until the peer's close,
+                            // so the peer is not reset with unread data and actually sees our close code.
+                            if (reader.Opcode == WebSocketOpcode.Close)
+                            {
+                                return;
+                            }
+                            continue;
+                        }
+                        connection.Touch();
                         if (!await HandleMessageAsync(connection, reader))
                         {
                             return;
                         }
+                    }
+                    if (framingBroken)
+                    {
+                        buffer = buffer.Slice(buffer.End);
                     }
                 }
                 finally
@@ -197,7 +229,7 @@ internal sealed class SocketConnection : IConnectionTransport
                     _hub.Metrics.ReceivedBytes(startLength - buffer.Length);
                     _input.AdvanceTo(buffer.Start, buffer.End);
                 }
-                if (result.IsCompleted || IsClosing)
+                if (result.IsCompleted)
                 {
                     return;
                 }
@@ -220,7 +252,7 @@ internal sealed class SocketConnection : IConnectionTransport
                 {
                     _hub.Metrics.ProtocolErrorClose();
                     Close(CloseStatus.InvalidPayload, error);
-                    return false;
+                    return true; // keep reading until the peer answers our close
                 }
                 using (message)
                 {
@@ -237,11 +269,11 @@ internal sealed class SocketConnection : IConnectionTransport
             {
                 if (!WebSocketFraming.TryParseClosePayload(reader.Payload, out var code, out _))
                 {
-                    Close(CloseStatus.ProtocolError, "malformed close frame");
+                    Close(reader.Payload.Length == 1 ? CloseStatus.ProtocolError : CloseStatus.InvalidPayload, "malformed close frame");
                     return false;
                 }
-                // Echo the peer's close (RFC 6455 §5.5.1); 1005 means "no code", answered with 1000.
-                Close(code is 1005 or < 1000 or >= 5000 ? CloseStatus.Normal : code, "");
+                // Echo the peer's close (RFC 6455 §5.5.1): no code → 1000; codes a peer may not send → 1002.
+                Close(code == 1005 ? CloseStatus.Normal : IsValidPeerCloseCode(code) ? code : CloseStatus.ProtocolError, "");
                 return false;
             }
             default:
@@ -249,6 +281,9 @@ internal sealed class SocketConnection : IConnectionTransport
                 return false;
         }
     }
+
+    private static bool IsValidPeerCloseCode(ushort code) =>
+        code is (>= 1000 and <= 1003) or (>= 1007 and <= 1014) or (>= 3000 and <= 4999);
 
     private static bool TryParse(WebSocketMessageReader reader, out PhoenixMessage? message, out string error)
     {
@@ -304,8 +339,6 @@ internal sealed class SocketConnection : IConnectionTransport
             _output.Write(close);
             await _output.FlushAsync(token);
             _hub.Metrics.SentBytes(close.Length);
-            // Our close is out; stop reading (a read blocked on a silent peer would otherwise wait for the grace timer).
-            _input.CancelPendingRead();
         }
     }
 }

@@ -87,6 +87,46 @@ internal static class WebSocketHandshake
         return true;
     }
 
+    /// <summary>
+    /// Cross-site WebSocket hijacking guard: a browser always sends <c>Origin</c>, so a page from another
+    /// site must not reach the hub. Allowed: no Origin (non-browser clients), an origin on this machine
+    /// (loopback), the hub's own host, and every origin in <paramref name="allowedOrigins"/> (<c>*</c> allows all).
+    /// </summary>
+    public static bool IsOriginAllowed(string? origin, string requestHost, IReadOnlyCollection<string> allowedOrigins)
+    {
+        if (string.IsNullOrEmpty(origin))
+        {
+            return true;
+        }
+        if (allowedOrigins.Contains("*"))
+        {
+            return true;
+        }
+        if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri))
+        {
+            return false; // includes "null" (sandboxed frames, file: pages)
+        }
+        var normalized = uri.GetLeftPart(UriPartial.Authority);
+        foreach (var allowed in allowedOrigins)
+        {
+            if (string.Equals(allowed.TrimEnd('/'), normalized, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+        if (uri.IsLoopback)
+        {
+            return true;
+        }
+        var host = requestHost;
+        var colon = host.LastIndexOf(':');
+        if (colon > 0 && !host.EndsWith(']'))
+        {
+            host = host[..colon];
+        }
+        return string.Equals(uri.Host, host.Trim('[', ']'), StringComparison.OrdinalIgnoreCase);
+    }
+
     /// <summary>Decodes the token of a <c>base64url.bearer.phx.…</c> entry: base64 without padding, standard or URL-safe alphabet.</summary>
     public static bool TryDecodeBearer(string encoded, out string token)
     {

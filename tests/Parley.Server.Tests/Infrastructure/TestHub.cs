@@ -17,7 +17,7 @@ public sealed class TestHub : IAsyncDisposable
     public Uri BaseUrl => Host.BaseUrl;
     public ParleyHub Hub => Host.Hub;
 
-    public static async Task<TestHub> StartAsync(Action<HubOptions>? configure = null, IConnectAuthenticator? authenticator = null, string? dataDir = null, bool fileLogging = false)
+    public static async Task<TestHub> StartAsync(Action<HubOptions>? configure = null, IConnectAuthenticator? authenticator = null, string? dataDir = null, bool fileLogging = false, Action<ServerOptions>? configureServer = null)
     {
         dataDir ??= Path.Combine(Path.GetTempPath(), "parley-test-" + Guid.NewGuid().ToString("N"));
         var options = new ServerOptions
@@ -30,6 +30,7 @@ public sealed class TestHub : IAsyncDisposable
         };
         options.Log.Console = false;
         configure?.Invoke(options.Hub);
+        configureServer?.Invoke(options);
         var host = await ParleyServerHost.StartAsync(options, authenticator).WaitAsync(TimeSpan.FromSeconds(30));
         return new TestHub(host, dataDir);
     }
