@@ -76,7 +76,9 @@ public sealed class ParleyServerHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Listen(endPoint);
+            // Socket upgrades are taken off the raw connection before HTTP parsing (see SocketConnectionMiddleware).
+            kestrel.Listen(endPoint, listen => listen.Use(next =>
+                kestrel.ApplicationServices.GetRequiredService<SocketConnectionMiddleware>().Wrap(next)));
         });
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
 
@@ -88,6 +90,8 @@ public sealed class ParleyServerHost : IAsyncDisposable
         {
             builder.Services.AddSingleton(sp => new ParleyHub(options.Hub, store, sp.GetRequiredService<ILoggerFactory>(), authenticator, joinAuthorizer));
             builder.Services.AddSingleton(options);
+            builder.Services.AddSingleton<SocketAcceptor>();
+            builder.Services.AddSingleton<SocketConnectionMiddleware>();
             builder.Services.AddSingleton<PhoenixSocketEndpoint>();
             builder.Services.AddSingleton<MetricsExporter>();
             builder.Services.AddHostedService<HubLifecycle>();
@@ -113,7 +117,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
     {
         var socket = app.Services.GetRequiredService<PhoenixSocketEndpoint>();
         var metrics = app.Services.GetRequiredService<MetricsExporter>();
-        app.Map("/socket/websocket", socket.HandleAsync);
+        app.Map(SocketAcceptor.SocketPath, socket.HandleAsync);
         app.MapGet("/health", (HttpContext context) => WriteHealthAsync(context, hub));
         app.MapGet("/metrics", async (HttpContext context) =>
         {

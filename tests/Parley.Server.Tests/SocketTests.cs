@@ -283,6 +283,30 @@ public sealed class SocketTests
         Assert.True(await client.WaitForEndOfStreamAsync(TimeSpan.FromSeconds(5)));
     }
 
+    [Fact]
+    public async Task Fresh_connections_are_upgraded_off_the_raw_pipes_and_keep_alive_upgrades_still_work()
+    {
+        await using var hub = await TestHub.StartAsync();
+
+        // A fresh connection: the connection middleware answers the handshake itself (no Kestrel HTTP headers).
+        await using (var fresh = await hub.ConnectAsync())
+        {
+            Assert.DoesNotContain("Date:", fresh.HandshakeResponse, StringComparison.OrdinalIgnoreCase);
+            await fresh.JoinAsync("room:paths");
+        }
+
+        // An HTTP request first, then an upgrade on the same keep-alive connection: the HTTP endpoint takes it.
+        var (socket, response) = await RawWebSocket.TryConnectAsync(hub.BaseUrl, "/socket/websocket?vsn=2.0.0",
+            prelude: $"GET /health HTTP/1.1\r\nHost: {hub.BaseUrl.Authority}\r\n\r\n");
+        await using (socket)
+        {
+            Assert.StartsWith("HTTP/1.1 101", response, StringComparison.Ordinal);
+            Assert.Contains("Date:", response, StringComparison.OrdinalIgnoreCase);
+            var join = await socket.JoinAsync("room:paths");
+            Assert.NotNull(join["epoch"]);
+        }
+    }
+
     private sealed class RecordingAuthenticator : IConnectAuthenticator
     {
         public bool Reject { get; init; }

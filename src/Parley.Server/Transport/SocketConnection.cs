@@ -2,7 +2,6 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Connections;
@@ -21,7 +20,7 @@ internal sealed class SocketConnection : IConnectionTransport
     private const int CoalesceBytes = 32 * 1024;
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(2);
 
-    private readonly HttpContext _context;
+    private readonly Action _abortTransport;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly ParleyHub _hub;
@@ -38,17 +37,19 @@ internal sealed class SocketConnection : IConnectionTransport
     private TaskCompletionSource? _roomAvailable;
     private readonly string _connectionId;
 
-    public SocketConnection(HttpContext context, PipeReader input, PipeWriter output, ParleyHub hub, ILogger logger)
+    /// <param name="connectionId">The transport's connection id, for logs.</param>
+    /// <param name="input">Bytes from the client (after the HTTP upgrade).</param>
+    /// <param name="output">Bytes to the client.</param>
+    /// <param name="abortTransport">Tears the underlying connection down (used when a close does not complete in time).</param>
+    public SocketConnection(string connectionId, PipeReader input, PipeWriter output, Action abortTransport, ParleyHub hub, ILogger logger)
     {
-        _context = context;
+        _connectionId = connectionId;
         _input = input;
         _output = output;
+        _abortTransport = abortTransport;
         _hub = hub;
         _logger = logger;
         _maxQueuedBytes = hub.Options.MaxOutboundQueueBytes;
-        // Captured once: the HttpContext is recycled by Kestrel as soon as RunAsync returns, and Close
-        // may be called from other threads (fan-out, idle sweep, shutdown) after that.
-        _connectionId = context.Connection.Id;
     }
 
     public bool IsClosing => Volatile.Read(ref _closing) != 0;
@@ -121,7 +122,7 @@ internal sealed class SocketConnection : IConnectionTransport
     /// <summary>Runs the connection until both directions are done.</summary>
     public async Task RunAsync(HubConnection connection)
     {
-        using var abortRegistration = _abort.Token.Register(static state => ((HttpContext)state!).Abort(), _context);
+        using var abortRegistration = _abort.Token.Register(static state => ((Action)state!)(), _abortTransport);
         var writer = Task.Run(WriteLoopAsync);
         try
         {

@@ -15,35 +15,35 @@ internal static class WebSocketHandshake
     private const string BearerPrefix = "base64url.bearer.phx.";
 
     /// <summary>Validates the request; on failure returns an HTTP status and a message for the client.</summary>
-    public static bool TryParse(HttpRequest request, out UpgradeRequest? upgrade, out int status, out string error)
+    public static bool TryParse(string method, IQueryCollection query, IHeaderDictionary headers, out UpgradeRequest? upgrade, out int status, out string error)
     {
         upgrade = null;
         status = StatusCodes.Status400BadRequest;
-        if (!HttpMethods.IsGet(request.Method))
+        if (!HttpMethods.IsGet(method))
         {
             status = StatusCodes.Status405MethodNotAllowed;
             error = "WebSocket upgrades use GET";
             return false;
         }
-        if (!request.Headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase))
+        if (!headers.Upgrade.ToString().Contains("websocket", StringComparison.OrdinalIgnoreCase))
         {
             status = StatusCodes.Status426UpgradeRequired;
             error = "this endpoint speaks WebSocket only: send Upgrade: websocket";
             return false;
         }
-        if (request.Headers.SecWebSocketVersion.ToString() != "13")
+        if (headers.SecWebSocketVersion.ToString() != "13")
         {
             status = StatusCodes.Status426UpgradeRequired;
             error = "Sec-WebSocket-Version must be 13";
             return false;
         }
-        var key = request.Headers.SecWebSocketKey.ToString();
+        var key = headers.SecWebSocketKey.ToString();
         if (!IsValidKey(key))
         {
             error = "Sec-WebSocket-Key must be 16 bytes in base64";
             return false;
         }
-        var vsn = request.Query["vsn"].ToString();
+        var vsn = query["vsn"].ToString();
         if (vsn.Length == 0)
         {
             vsn = "1.0.0"; // what Phoenix assumes when vsn is absent
@@ -54,9 +54,9 @@ internal static class WebSocketHandshake
             return false;
         }
 
-        string? token = request.Query["token"].ToString() is { Length: > 0 } queryToken ? queryToken : null;
+        string? token = query["token"].ToString() is { Length: > 0 } queryToken ? queryToken : null;
         var offersPhoenix = false;
-        foreach (var entry in request.Headers.SecWebSocketProtocol.ToString().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        foreach (var entry in headers.SecWebSocketProtocol.ToString().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             if (entry == "phoenix")
             {
@@ -74,7 +74,7 @@ internal static class WebSocketHandshake
         }
 
         var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (name, value) in request.Query)
+        foreach (var (name, value) in query)
         {
             if (name is not ("token" or "vsn"))
             {

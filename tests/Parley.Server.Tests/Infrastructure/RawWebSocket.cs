@@ -63,7 +63,8 @@ public sealed class RawWebSocket : IAsyncDisposable
     }
 
     /// <summary>Sends an upgrade and returns the raw HTTP response (which may be a rejection).</summary>
-    public static async Task<(RawWebSocket Socket, string Response)> TryConnectAsync(Uri baseUrl, string pathAndQuery, string? subprotocols = "phoenix", int? receiveBufferBytes = null, string? extraHeaders = null)
+    /// <param name="prelude">An HTTP request sent (and its response read) first on the same connection.</param>
+    public static async Task<(RawWebSocket Socket, string Response)> TryConnectAsync(Uri baseUrl, string pathAndQuery, string? subprotocols = "phoenix", int? receiveBufferBytes = null, string? extraHeaders = null, string? prelude = null)
     {
         var tcp = new TcpClient();
         if (receiveBufferBytes is { } size)
@@ -84,6 +85,27 @@ public sealed class RawWebSocket : IAsyncDisposable
         }
         request.Append(extraHeaders ?? "").Append("\r\n");
         var stream = tcp.GetStream();
+        if (prelude is not null)
+        {
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(prelude));
+            var preludeHead = await ReadHttpHeadAsync(stream);
+            var length = System.Text.RegularExpressions.Regex.Match(preludeHead, @"(?i)content-length:\s*(\d+)");
+            if (length.Success)
+            {
+                await stream.ReadExactlyAsync(new byte[int.Parse(length.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)]);
+            }
+            else
+            {
+                // chunked: read up to the last chunk
+                var seen = new StringBuilder();
+                var one = new byte[1];
+                while (!seen.ToString().EndsWith("0\r\n\r\n", StringComparison.Ordinal))
+                {
+                    await stream.ReadExactlyAsync(one);
+                    seen.Append((char)one[0]);
+                }
+            }
+        }
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request.ToString()));
         var response = await ReadHttpHeadAsync(stream);
         return (new RawWebSocket(tcp, response), response);

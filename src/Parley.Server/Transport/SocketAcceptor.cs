@@ -1,0 +1,73 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Parley.Hub;
+using Parley.Hub.Auth;
+
+namespace Parley.Server.Transport;
+
+/// <summary>The outcome of an upgrade request: a rejection (HTTP status and message) or an accepted socket.</summary>
+internal readonly record struct AcceptDecision(int Status, string? Error, UpgradeRequest? Upgrade, string? ConnectionId, ConnectionPrincipal? Principal)
+{
+    public bool Accepted => Principal is not null;
+    public static AcceptDecision Reject(int status, string error) => new(status, error, null, null, null);
+}
+
+/// <summary>
+/// The one place that decides whether an upgrade to <c>/socket/websocket</c> becomes a socket
+/// (vsn, key, origin, shutdown, authentication; docs/protocol.md §Connecting) and that runs the accepted
+/// socket. Both entry points use it: the connection middleware on Kestrel's raw pipes (the usual path)
+/// and the HTTP endpoint (an upgrade that arrives on a keep-alive HTTP connection).
+/// </summary>
+internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILoggerFactory loggerFactory)
+{
+    private readonly ILogger _logger = loggerFactory.CreateLogger("Parley.Server.Socket");
+
+    /// <summary>The path clients connect to (phoenix.js appends <c>/websocket</c> to the endpoint).</summary>
+    public const string SocketPath = "/socket/websocket";
+
+    public async Task<AcceptDecision> DecideAsync(string method, IQueryCollection query, IHeaderDictionary headers, string host, string? remote, CancellationToken cancellationToken)
+    {
+        if (!WebSocketHandshake.TryParse(method, query, headers, out var upgrade, out var status, out var error))
+        {
+            return AcceptDecision.Reject(status, error);
+        }
+        var origin = headers.Origin.ToString();
+        if (!WebSocketHandshake.IsOriginAllowed(origin, host, options.AllowedOrigins))
+        {
+            ServerLog.ConnectRejected(_logger, remote, $"origin {origin} not allowed");
+            return AcceptDecision.Reject(StatusCodes.Status403Forbidden, $"origin {origin} is not allowed: add it to allowed_origins (--allowed-origin) to let its pages connect");
+        }
+        if (hub.IsShuttingDown)
+        {
+            return AcceptDecision.Reject(StatusCodes.Status503ServiceUnavailable, "server shutting down");
+        }
+        var connectionId = hub.NewConnectionId();
+        ConnectResult result;
+        try
+        {
+            result = await hub.Authenticator.AuthenticateAsync(new ConnectRequest(connectionId, upgrade!.Token, remote, upgrade.Params), cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            ServerLog.ConnectionFailed(_logger, connectionId, ex);
+            return AcceptDecision.Reject(StatusCodes.Status500InternalServerError, "authentication failed inside the hub; try again");
+        }
+        if (!result.Accepted)
+        {
+            ServerLog.ConnectRejected(_logger, remote, result.RejectReason ?? "rejected");
+            return AcceptDecision.Reject(StatusCodes.Status403Forbidden, result.RejectReason ?? "forbidden");
+        }
+        return new AcceptDecision(StatusCodes.Status101SwitchingProtocols, null, upgrade, connectionId, result.Principal);
+    }
+
+    /// <summary>Runs an accepted socket over its pipes until it ends.</summary>
+    public async Task RunAsync(AcceptDecision decision, PipeReader input, PipeWriter output, Action abortTransport, string? remote)
+    {
+        var transport = new SocketConnection(decision.ConnectionId!, input, output, abortTransport, hub, _logger);
+        var connection = hub.Attach(decision.ConnectionId!, decision.Principal!, transport);
+        ServerLog.Connected(_logger, decision.ConnectionId!, decision.Principal!.Name, remote);
+        await transport.RunAsync(connection);
+        ServerLog.Disconnected(_logger, decision.ConnectionId!);
+    }
+}
