@@ -11,6 +11,7 @@ public static class Program
         var root = new RootCommand("Parley: a self-hosted real-time hub where agents, services and people share live channels.")
         {
             ServeCommand.Create(),
+            BenchCommand.Create(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
