@@ -112,31 +112,48 @@ public sealed class Topic
     /// Delivers a committed message's pre-encoded frame to every subscriber. Called in offset order by
     /// the append pipeline. Never waits: a full subscriber is closed by its transport, not waited for.
     /// </summary>
-    public void Publish(long offset, byte[] frame)
+    public void Publish(long offset, byte[] frame) => PublishBatch([(offset, frame)]);
+
+    /// <summary>
+    /// Delivers several committed messages (ascending offsets) at once: each live subscriber gets them as
+    /// one queued unit — one wake-up and one flush instead of one per message.
+    /// </summary>
+    public void PublishBatch(IReadOnlyList<(long Offset, byte[] Frame)> messages)
     {
         lock (_lock)
         {
-            if (offset <= _deliveredHead)
+            var start = 0;
+            while (start < messages.Count && messages[start].Offset <= _deliveredHead)
             {
-                return; // already covered by a joiner's replay bound (see BeginSubscribe)
+                start++; // already covered by a joiner's replay bound (see BeginSubscribe)
             }
-            _deliveredHead = offset;
-            var subscribers = _subscribers;
+            if (start == messages.Count)
+            {
+                return;
+            }
+            var frames = new byte[messages.Count - start][];
+            for (var i = start; i < messages.Count; i++)
+            {
+                frames[i - start] = messages[i].Frame;
+            }
+            _deliveredHead = messages[^1].Offset;
+            var batch = new FrameBatch(frames);
             var delivered = 0;
-            foreach (var subscriber in subscribers)
+            foreach (var subscriber in _subscribers)
             {
                 if (subscriber.IsBuffering)
                 {
-                    (subscriber.Buffered ??= []).Add(frame);
-                    subscriber.BufferedBytes += frame.Length;
+                    var buffered = subscriber.Buffered ??= [];
+                    buffered.AddRange(frames);
+                    subscriber.BufferedBytes += batch.TotalBytes;
                     if (subscriber.BufferedBytes > subscriber.Connection.MaxBufferedBytesDuringReplay)
                     {
                         subscriber.Connection.CloseSlowConsumer();
                     }
                 }
-                else if (subscriber.Connection.Send(frame))
+                else if (subscriber.Connection.Send(batch))
                 {
-                    delivered++;
+                    delivered += frames.Length;
                 }
             }
             _metrics.Delivered(delivered);

@@ -63,6 +63,9 @@ public sealed class HubConnection
     /// <summary>Queues a frame without waiting (see <see cref="IConnectionTransport.TrySend"/>).</summary>
     public bool Send(byte[] frame) => _transport.TrySend(frame);
 
+    /// <summary>Queues several frames as one unit (see <see cref="IConnectionTransport.TrySend(FrameBatch)"/>).</summary>
+    public bool Send(FrameBatch batch) => _transport.TrySend(batch);
+
     /// <summary>Queues a frame, waiting for room (replays).</summary>
     public ValueTask<bool> SendAsync(byte[] frame, CancellationToken cancellationToken) => _transport.SendAsync(frame, cancellationToken);
 

@@ -15,6 +15,22 @@ public interface IConnectionTransport
     bool TrySend(byte[] frame);
 
     /// <summary>
+    /// Queues several frames as one unit, in order: one wake-up and one flush for the lot (a commit
+    /// batch's messages on a topic, or a pusher's replies). Same overflow rules as a single frame.
+    /// </summary>
+    bool TrySend(FrameBatch batch)
+    {
+        foreach (var frame in batch.Frames)
+        {
+            if (!TrySend(frame))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>
     /// Queues a frame, waiting while the queue is over half full (used for replays, which only slow
     /// the joining connection itself). Returns false if the connection closed meanwhile.
     /// </summary>
@@ -25,4 +41,23 @@ public interface IConnectionTransport
 
     /// <summary>True once closing has begun.</summary>
     bool IsClosing { get; }
+}
+
+/// <summary>Complete frames queued together; shared, read-only, by every subscriber that receives them.</summary>
+public sealed class FrameBatch
+{
+    public FrameBatch(byte[][] frames)
+    {
+        Frames = frames;
+        foreach (var frame in frames)
+        {
+            TotalBytes += frame.Length;
+        }
+    }
+
+    /// <summary>The frames, in send order.</summary>
+    public byte[][] Frames { get; }
+
+    /// <summary>Sum of the frames' lengths.</summary>
+    public int TotalBytes { get; }
 }

@@ -117,12 +117,17 @@ public sealed class AppendPipeline
 
     private void Deliver(List<PendingAppend> batch, IReadOnlyList<AppendOutcome> outcomes)
     {
+        // Replies first, grouped per pusher (one queued unit each), so a pusher sees its ack before its
+        // own broadcast; then each topic's new messages, encoded once and queued to every subscriber as
+        // one unit. Offsets within a topic stay in commit order.
+        var replies = new Dictionary<HubConnection, List<byte[]>>(ReferenceEqualityComparer.Instance);
+        var published = new Dictionary<string, List<(long Offset, byte[] Frame)>>(StringComparer.Ordinal);
         var stored = 0;
         for (var i = 0; i < batch.Count; i++)
         {
             var pending = batch[i];
             var (message, duplicate) = outcomes[i];
-            pending.Sender.Send(WireFrames.Reply(pending.JoinRef, pending.Ref, message.Topic, PhoenixEvents.StatusOk, (message, duplicate), static (w, s) =>
+            var reply = WireFrames.Reply(pending.JoinRef, pending.Ref, message.Topic, PhoenixEvents.StatusOk, (message, duplicate), static (w, s) =>
             {
                 w.WriteStartObject();
                 w.WriteString("id"u8, s.message.Id);
@@ -133,16 +138,39 @@ public sealed class AppendPipeline
                     w.WriteBoolean("duplicate"u8, true);
                 }
                 w.WriteEndObject();
-            }));
+            });
+            if (!replies.TryGetValue(pending.Sender, out var senderReplies))
+            {
+                replies[pending.Sender] = senderReplies = [];
+            }
+            senderReplies.Add(reply);
             if (duplicate)
             {
                 continue;
             }
             stored++;
-            if (_topics.TryGet(message.Topic, out var topic))
+            if (!published.TryGetValue(message.Topic, out var topicMessages))
             {
-                // Encoded once; every subscriber's queue gets the same bytes.
-                topic!.Publish(message.Offset, MessageJson.Frame(null, message));
+                published[message.Topic] = topicMessages = [];
+            }
+            topicMessages.Add((message.Offset, MessageJson.Frame(null, message)));
+        }
+        foreach (var (sender, frames) in replies)
+        {
+            if (frames.Count == 1)
+            {
+                sender.Send(frames[0]);
+            }
+            else
+            {
+                sender.Send(new FrameBatch([.. frames]));
+            }
+        }
+        foreach (var (name, messages) in published)
+        {
+            if (_topics.TryGet(name, out var topic))
+            {
+                topic!.PublishBatch(messages);
             }
         }
         _metrics.Stored(stored);

@@ -25,7 +25,8 @@ internal sealed class SocketConnection : IConnectionTransport
     private readonly PipeWriter _output;
     private readonly ParleyHub _hub;
     private readonly ILogger _logger;
-    private readonly Channel<byte[]> _queue = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+    // Items are byte[] (one frame) or FrameBatch (several frames queued as one unit).
+    private readonly Channel<object> _queue = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly int _maxQueuedBytes;
     private readonly CancellationTokenSource _abort = new();
     private readonly Lock _abortLock = new();
@@ -54,22 +55,26 @@ internal sealed class SocketConnection : IConnectionTransport
 
     public bool IsClosing => Volatile.Read(ref _closing) != 0;
 
-    public bool TrySend(byte[] frame)
+    public bool TrySend(byte[] frame) => TryEnqueue(frame, frame.Length);
+
+    public bool TrySend(FrameBatch batch) => TryEnqueue(batch, batch.TotalBytes);
+
+    private bool TryEnqueue(object item, int bytes)
     {
         if (IsClosing)
         {
             return false;
         }
-        if (Interlocked.Add(ref _queuedBytes, frame.Length) > _maxQueuedBytes)
+        if (Interlocked.Add(ref _queuedBytes, bytes) > _maxQueuedBytes)
         {
-            Interlocked.Add(ref _queuedBytes, -frame.Length);
+            Interlocked.Add(ref _queuedBytes, -bytes);
             _hub.Metrics.SlowConsumer();
             ServerLog.SlowConsumer(_logger, _connectionId, _maxQueuedBytes);
             _discardQueued = true;
             Close(CloseStatus.SlowConsumer, "slow consumer");
             return false;
         }
-        return _queue.Writer.TryWrite(frame);
+        return _queue.Writer.TryWrite(item);
     }
 
     public async ValueTask<bool> SendAsync(byte[] frame, CancellationToken cancellationToken)
@@ -309,9 +314,10 @@ internal sealed class SocketConnection : IConnectionTransport
         {
             long written = 0;
             long unflushed = 0;
-            while (reader.TryRead(out var frame))
+            while (reader.TryRead(out var item))
             {
-                var remaining = Interlocked.Add(ref _queuedBytes, -frame.Length);
+                var bytes = item is FrameBatch batch ? batch.TotalBytes : ((byte[])item).Length;
+                var remaining = Interlocked.Add(ref _queuedBytes, -bytes);
                 if (remaining <= _maxQueuedBytes / 2)
                 {
                     Volatile.Read(ref _roomAvailable)?.TrySetResult();
@@ -320,9 +326,19 @@ internal sealed class SocketConnection : IConnectionTransport
                 {
                     continue;
                 }
-                _output.Write(frame);
-                written += frame.Length;
-                unflushed += frame.Length;
+                if (item is FrameBatch frames)
+                {
+                    foreach (var frame in frames.Frames)
+                    {
+                        _output.Write(frame);
+                    }
+                }
+                else
+                {
+                    _output.Write((byte[])item);
+                }
+                written += bytes;
+                unflushed += bytes;
                 if (unflushed >= CoalesceBytes)
                 {
                     await _output.FlushAsync(token);
