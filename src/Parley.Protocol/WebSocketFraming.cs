@@ -158,7 +158,7 @@ public sealed class WebSocketMessageReader(int maxMessageBytes)
     private int _length;
     private WebSocketOpcode _fragmentedOpcode;
     private bool _inFragmentedMessage;
-    private readonly byte[] _control = new byte[WebSocketFraming.MaxControlPayloadBytes];
+    private byte[]? _control; // allocated on the first control frame: most sockets never send one
     private int _controlLength;
     private bool _lastWasControl;
 
@@ -173,6 +173,7 @@ public sealed class WebSocketMessageReader(int maxMessageBytes)
 
     /// <summary>The last message's payload as memory (valid until the next <see cref="TryRead"/>).</summary>
     public ReadOnlyMemory<byte> PayloadMemory => _lastWasControl ? _control.AsMemory(0, _controlLength) : _buffer.AsMemory(0, _length);
+
 
     /// <summary>When <see cref="WebSocketReadStatus.Error"/>: the close code to send.</summary>
     public ushort ErrorCode { get; private set; }
@@ -271,6 +272,7 @@ public sealed class WebSocketMessageReader(int maxMessageBytes)
             Span<byte> target;
             if (isControl)
             {
+                _control ??= new byte[WebSocketFraming.MaxControlPayloadBytes];
                 target = _control.AsSpan(0, (int)payloadLength);
                 _controlLength = (int)payloadLength;
             }

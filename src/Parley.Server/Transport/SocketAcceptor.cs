@@ -13,6 +13,9 @@ internal readonly record struct AcceptDecision(int Status, string? Error, Upgrad
     public static AcceptDecision Reject(int status, string error) => new(status, error, null, null, null);
 }
 
+/// <summary>What a running socket keeps of its handshake: nothing but who it is.</summary>
+internal sealed record AcceptedSocket(string ConnectionId, ConnectionPrincipal Principal, string? Remote);
+
 /// <summary>
 /// The one place that decides whether an upgrade to <c>/socket/websocket</c> becomes a socket
 /// (vsn, key, origin, shutdown, authentication; docs/protocol.md §Connecting) and that runs the accepted
@@ -62,12 +65,12 @@ internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILogg
     }
 
     /// <summary>Runs an accepted socket over its pipes until it ends.</summary>
-    public async Task RunAsync(AcceptDecision decision, PipeReader input, PipeWriter output, Action abortTransport, string? remote)
+    public Task RunAsync(AcceptedSocket socket, PipeReader input, PipeWriter output, Action abortTransport)
     {
-        var transport = new SocketConnection(decision.ConnectionId!, input, output, abortTransport, hub, _logger);
-        var connection = hub.Attach(decision.ConnectionId!, decision.Principal!, transport);
-        ServerLog.Connected(_logger, decision.ConnectionId!, decision.Principal!.Name, remote);
-        await transport.RunAsync(connection);
-        ServerLog.Disconnected(_logger, decision.ConnectionId!);
+        // Not async: one state machine fewer kept alive per socket.
+        var transport = new SocketConnection(socket.ConnectionId, input, output, abortTransport, hub, _logger);
+        var connection = hub.Attach(socket.ConnectionId, socket.Principal, transport);
+        ServerLog.Connected(_logger, socket.ConnectionId, socket.Principal.Name, socket.Remote);
+        return transport.RunAsync(connection);
     }
 }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Parley.Hub;
@@ -26,7 +25,7 @@ internal sealed class SocketConnection : IConnectionTransport
     private readonly ParleyHub _hub;
     private readonly ILogger _logger;
     // Items are byte[] (one frame) or FrameBatch (several frames queued as one unit).
-    private readonly Channel<object> _queue = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly OutboundQueue _queue = new();
     private readonly int _maxQueuedBytes;
     private readonly CancellationTokenSource _abort = new();
     private readonly Lock _abortLock = new();
@@ -74,7 +73,7 @@ internal sealed class SocketConnection : IConnectionTransport
             Close(CloseStatus.SlowConsumer, "slow consumer");
             return false;
         }
-        return _queue.Writer.TryWrite(item);
+        return _queue.TryEnqueue(item);
     }
 
     public async ValueTask<bool> SendAsync(byte[] frame, CancellationToken cancellationToken)
@@ -108,7 +107,7 @@ internal sealed class SocketConnection : IConnectionTransport
         _closeFrame = WebSocketFraming.EncodeClose(code, reason);
         // A peer that never reads would hold the writer forever; abort after a grace period.
         ArmAbort();
-        _queue.Writer.TryComplete();
+        _queue.Complete();
         ServerLog.Closing(_logger, _connectionId, code, reason);
     }
 
@@ -148,7 +147,7 @@ internal sealed class SocketConnection : IConnectionTransport
             if (Interlocked.Exchange(ref _closing, 1) == 0)
             {
                 ArmAbort();
-                _queue.Writer.TryComplete();
+                _queue.Complete();
             }
             try
             {
@@ -164,6 +163,7 @@ internal sealed class SocketConnection : IConnectionTransport
             finally
             {
                 connection.OnTransportClosed();
+                ServerLog.Disconnected(_logger, _connectionId);
                 await _input.CompleteAsync();
                 await _output.CompleteAsync();
                 lock (_abortLock)
@@ -308,13 +308,17 @@ internal sealed class SocketConnection : IConnectionTransport
 
     private async Task WriteLoopAsync()
     {
-        var reader = _queue.Reader;
         var token = _abort.Token;
-        while (await reader.WaitToReadAsync(token))
+        while (await _queue.WaitAsync())
         {
+            var items = _queue.TakeAll();
+            if (items is null)
+            {
+                continue;
+            }
             long written = 0;
             long unflushed = 0;
-            while (reader.TryRead(out var item))
+            foreach (var item in items)
             {
                 var bytes = item is FrameBatch batch ? batch.TotalBytes : ((byte[])item).Length;
                 var remaining = Interlocked.Add(ref _queuedBytes, -bytes);
@@ -345,6 +349,7 @@ internal sealed class SocketConnection : IConnectionTransport
                     unflushed = 0;
                 }
             }
+            _queue.Recycle(items);
             if (written > 0)
             {
                 await _output.FlushAsync(token);

@@ -31,6 +31,19 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
 
     private async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next)
     {
+        // The handshake runs in its own method so that nothing it parsed (headers, query, key) stays
+        // referenced by this long-lived state machine while the socket runs: idle memory per socket counts.
+        var accepted = await HandshakeAsync(connection, next);
+        if (accepted is { } socket)
+        {
+            await acceptor.RunAsync(socket, connection.Transport.Input, connection.Transport.Output,
+                () => connection.Abort(new ConnectionAbortedException("close did not complete in time")));
+        }
+    }
+
+    /// <returns>The accepted socket, or null when the connection was handed to HTTP or rejected.</returns>
+    private async Task<AcceptedSocket?> HandshakeAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
         var input = connection.Transport.Input;
         RequestHead? head;
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
@@ -46,7 +59,7 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
                 catch (OperationCanceledException)
                 {
                     connection.Abort(new ConnectionAbortedException("request head timed out"));
-                    return;
+                    return null;
                 }
                 var buffer = result.Buffer;
                 var reader = new SequenceReader<byte>(buffer);
@@ -63,7 +76,7 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
                     // gets them on its first read).
                     input.AdvanceTo(buffer.Start);
                     await next(connection);
-                    return;
+                    return null;
                 }
                 input.AdvanceTo(reader.Position);
                 break;
@@ -77,11 +90,11 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
         {
             await WriteRejectionAsync(output, decision.Status, decision.Error!);
             await output.CompleteAsync();
-            return;
+            return null;
         }
         WriteSwitchingProtocols(output, decision.Upgrade!);
         await output.FlushAsync();
-        await acceptor.RunAsync(decision, input, output, () => connection.Abort(new ConnectionAbortedException("close did not complete in time")), remote);
+        return new AcceptedSocket(decision.ConnectionId!, decision.Principal!, remote);
     }
 
     private static void WriteSwitchingProtocols(PipeWriter output, UpgradeRequest upgrade)
