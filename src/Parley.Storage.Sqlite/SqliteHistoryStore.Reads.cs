@@ -10,27 +10,34 @@ public sealed partial class SqliteHistoryStore
 
     private const string SelectPositionSql = "SELECT head, first_retained, last_trimmed_ts FROM topics WHERE topic = $topic;";
 
+    // The topic's id, looked up once per statement (a topic never changes its id).
+    private const string TopicIdSql = "(SELECT topic_id FROM topics WHERE topic = $topic)";
+
+    // Message queries walk the (topic_id, offset) index and fetch each row by seq.
     private const string ReadRangeSql = $"""
         SELECT {MessageColumns} FROM messages
-        WHERE topic = $topic AND "offset" > $a AND "offset" <= $b
+        WHERE topic_id = {TopicIdSql} AND "offset" > $a AND "offset" <= $b
         ORDER BY "offset" LIMIT $limit;
         """;
 
-    // The sub-select finds the lowest matching offset from the covering (topic, ts) index, reading only
-    // index entries with ts >= sinceMs (without INDEXED BY the planner prefers walking the primary key
-    // through every older row). The outer query then walks the primary key from that offset ("+ts"
-    // keeps it there), so no row older than the first match is read and nothing is sorted. Correct
-    // also when timestamps are not monotonic in offset.
-    private const string ReadSinceTimeSql = $"""
+    // ReadSinceTime in three steps, all in one read transaction (one snapshot): the topic's bounds,
+    // a binary search for the first offset whose max_ts reaches sinceMs, then a walk of the offset index
+    // from there ("+ts" keeps the planner on it). max_ts never decreases with offset and is at least the
+    // row's ts, so every offset before the one found has ts < sinceMs: nothing older than the first
+    // match is read, and the result is correct when timestamps are not monotonic in offset.
+    private const string SelectBoundsSql = "SELECT topic_id, first_retained, head FROM topics WHERE topic = $topic;";
+
+    private const string SelectMaxTsSql = """SELECT max_ts FROM messages WHERE topic_id = $topic_id AND "offset" = $offset;""";
+
+    private const string ReadFromOffsetSql = $"""
         SELECT {MessageColumns} FROM messages
-        WHERE topic = $topic AND +ts >= $a AND "offset" <= $b
-          AND "offset" >= (SELECT min("offset") FROM messages INDEXED BY messages_topic_ts WHERE topic = $topic AND ts >= $a AND "offset" <= $b)
+        WHERE topic_id = $topic_id AND "offset" >= $a AND "offset" <= $b AND +ts >= $since
         ORDER BY "offset" LIMIT $limit;
         """;
 
     private const string ReadBeforeSql = $"""
         SELECT {MessageColumns} FROM messages
-        WHERE topic = $topic AND "offset" < $a
+        WHERE topic_id = {TopicIdSql} AND "offset" < $a
         ORDER BY "offset" DESC LIMIT $limit;
         """;
 
@@ -71,9 +78,74 @@ public sealed partial class SqliteHistoryStore
     {
         ArgumentNullException.ThrowIfNull(topic);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return throughOffset <= 0
+        return throughOffset <= 0 || limit <= 0
             ? new ValueTask<IReadOnlyList<StoredMessage>>([])
-            : ReadMessagesAsync(ReadSinceTimeSql, topic, sinceMs, throughOffset, limit, cancellationToken);
+            : ReadSinceTimeCoreAsync(topic, sinceMs, throughOffset, limit, cancellationToken);
+    }
+
+    private async ValueTask<IReadOnlyList<StoredMessage>> ReadSinceTimeCoreAsync(string topic, long sinceMs, long throughOffset, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenReaderAsync(cancellationToken);
+        // Deferred: a read transaction, which never takes the write lock. Commands created on the
+        // connection from here on are enlisted in it.
+        await using var transaction = connection.BeginTransaction(deferred: true);
+
+        long topicId, low, high;
+        await using (var bounds = connection.CreateCommand())
+        {
+            bounds.CommandText = SelectBoundsSql;
+            bounds.Parameters.AddWithValue("$topic", topic);
+            await using var reader = await bounds.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                return [];
+            }
+
+            topicId = reader.GetInt64(0);
+            low = reader.GetInt64(1);
+            high = Math.Min(reader.GetInt64(2), throughOffset);
+        }
+
+        if (low > high)
+        {
+            return [];
+        }
+
+        // The first offset in [low, high] with max_ts >= sinceMs, if any (offsets in that range are all
+        // stored: retention only removes prefixes and this snapshot holds still).
+        await using (var probe = connection.CreateCommand())
+        {
+            probe.CommandText = SelectMaxTsSql;
+            probe.Parameters.AddWithValue("$topic_id", topicId);
+            var offsetParameter = probe.Parameters.AddWithValue("$offset", high);
+            if (await probe.ExecuteScalarAsync(cancellationToken) is not long maxAtHigh || maxAtHigh < sinceMs)
+            {
+                return [];
+            }
+
+            while (low < high)
+            {
+                var middle = low + ((high - low) / 2);
+                offsetParameter.Value = middle;
+                if (await probe.ExecuteScalarAsync(cancellationToken) is long maxTs && maxTs >= sinceMs)
+                {
+                    high = middle;
+                }
+                else
+                {
+                    low = middle + 1;
+                }
+            }
+        }
+
+        await using var command = connection.CreateCommand();
+        command.CommandText = ReadFromOffsetSql;
+        command.Parameters.AddWithValue("$topic_id", topicId);
+        command.Parameters.AddWithValue("$a", low);
+        command.Parameters.AddWithValue("$b", throughOffset);
+        command.Parameters.AddWithValue("$since", sinceMs);
+        command.Parameters.AddWithValue("$limit", limit);
+        return await ReadMessagesAsync(command, topic, limit, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -101,7 +173,12 @@ public sealed partial class SqliteHistoryStore
         command.Parameters.AddWithValue("$a", a);
         command.Parameters.AddWithValue("$b", b);
         command.Parameters.AddWithValue("$limit", limit);
+        return await ReadMessagesAsync(command, topic, limit, cancellationToken);
+    }
 
+    // Reads the rows of a message query (columns as in MessageColumns).
+    private static async ValueTask<IReadOnlyList<StoredMessage>> ReadMessagesAsync(SqliteCommand command, string topic, int limit, CancellationToken cancellationToken)
+    {
         var messages = new List<StoredMessage>(Math.Min(limit, MaxInitialCapacity));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

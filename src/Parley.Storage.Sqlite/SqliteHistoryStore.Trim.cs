@@ -4,13 +4,16 @@ namespace Parley.Storage.Sqlite;
 
 public sealed partial class SqliteHistoryStore
 {
-    private const string SelectTopicsSql = "SELECT topic, head, first_retained FROM topics;";
+    // The fewest offsets one trim transaction takes from a topic (when the budget allows).
+    private const int MinTrimShare = 16;
 
-    // The first offset in [$from, $head] that is young enough to keep, walking the primary key ("+ts"
+    private const string SelectTopicsSql = "SELECT topic_id, head, first_retained FROM topics;";
+
+    // The first offset in [$from, $head] that is young enough to keep, walking the offset index ("+ts"
     // keeps the planner off the ts index). Costs about as many rows as will be deleted.
     private const string FirstKeptByAgeSql = """
         SELECT "offset" FROM messages
-        WHERE topic = $topic AND "offset" >= $from AND "offset" <= $head AND +ts >= $cutoff
+        WHERE topic_id = $topic_id AND "offset" >= $from AND "offset" <= $head AND +ts >= $cutoff
         ORDER BY "offset" LIMIT 1;
         """;
 
@@ -22,6 +25,9 @@ public sealed partial class SqliteHistoryStore
     /// removed once everything before it is. The work runs in transactions of at most
     /// <see cref="SqliteHistoryStoreOptions.TrimChunkSize"/> messages, releasing the write lock between
     /// them; concurrent calls run one after the other. Cancelling keeps the chunks already committed.
+    /// Each transaction takes an equal share of its budget from every topic still to trim, oldest
+    /// offsets first: messages are stored in append order, so the oldest messages of busy topics share
+    /// table pages, and deleting them together writes each page once rather than once per topic.
     /// </remarks>
     public async ValueTask<long> TrimAsync(RetentionPolicy policy, long nowMs, CancellationToken cancellationToken = default)
     {
@@ -38,9 +44,9 @@ public sealed partial class SqliteHistoryStore
         {
             var targets = await PlanTrimAsync(maxMessages, ageCutoffMs, cancellationToken);
             long removed = 0;
-            foreach (var target in targets)
+            while (targets.Count > 0)
             {
-                removed += await TrimTopicAsync(target, cancellationToken);
+                removed += await TrimChunkAsync(targets, cancellationToken);
             }
 
             return removed;
@@ -57,26 +63,26 @@ public sealed partial class SqliteHistoryStore
     {
         await using var connection = await OpenReaderAsync(cancellationToken);
 
-        var topics = new List<(string Topic, long Head, long FirstRetained)>();
+        var topics = new List<(long TopicId, long Head, long FirstRetained)>();
         await using (var command = connection.CreateCommand())
         {
             command.CommandText = SelectTopicsSql;
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                topics.Add((reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2)));
+                topics.Add((reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2)));
             }
         }
 
         await using var firstKept = connection.CreateCommand();
         firstKept.CommandText = FirstKeptByAgeSql;
-        var topicParameter = firstKept.Parameters.AddWithValue("$topic", string.Empty);
+        var topicParameter = firstKept.Parameters.AddWithValue("$topic_id", 0L);
         var fromParameter = firstKept.Parameters.AddWithValue("$from", 0L);
         var headParameter = firstKept.Parameters.AddWithValue("$head", 0L);
         firstKept.Parameters.AddWithValue("$cutoff", ageCutoffMs ?? 0L);
 
         var targets = new List<TrimTarget>();
-        foreach (var (topic, head, firstRetained) in topics)
+        foreach (var (topicId, head, firstRetained) in topics)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var below = firstRetained;
@@ -87,7 +93,7 @@ public sealed partial class SqliteHistoryStore
 
             if (ageCutoffMs is not null && below <= head)
             {
-                topicParameter.Value = topic;
+                topicParameter.Value = topicId;
                 fromParameter.Value = below;
                 headParameter.Value = head;
                 below = await firstKept.ExecuteScalarAsync(cancellationToken) is long kept ? kept : head + 1;
@@ -95,36 +101,59 @@ public sealed partial class SqliteHistoryStore
 
             if (below > firstRetained)
             {
-                targets.Add(new TrimTarget(topic, firstRetained, below));
+                targets.Add(new TrimTarget(topicId, firstRetained, below));
             }
         }
 
         return targets;
     }
 
-    private async Task<long> TrimTopicAsync(TrimTarget target, CancellationToken cancellationToken)
+    // One transaction: up to _trimChunkSize offsets, an equal share from each remaining target (at least
+    // MinTrimShare, so many small backlogs take one statement each rather than one per offset), in plan
+    // order until the budget is spent. Once committed, advances the targets and drops the finished ones.
+    private async Task<long> TrimChunkAsync(List<TrimTarget> targets, CancellationToken cancellationToken)
     {
-        long removed = 0;
-        for (var from = target.From; from < target.Below;)
+        var share = Math.Max(MinTrimShare, _trimChunkSize / targets.Count);
+        long budget = _trimChunkSize;
+        var chunk = new List<TrimTarget>(Math.Min(targets.Count, _trimChunkSize));
+        for (var i = 0; i < targets.Count && budget > 0; i++)
         {
-            var below = Math.Min(target.Below, from + _trimChunkSize);
-            await _writeLock.WaitAsync(cancellationToken);
-            try
-            {
-                ObjectDisposedException.ThrowIf(_disposed, this);
-                using var transaction = _writer.BeginTransaction(deferred: false);
-                _commands.Enlist(transaction);
-                removed += _commands.TrimRange(target.Topic, from, below);
-                transaction.Commit();
-            }
-            finally
-            {
-                _writeLock.Release();
-            }
-
-            from = below;
+            var target = targets[i];
+            var count = Math.Min(Math.Min(share, budget), target.Below - target.From);
+            chunk.Add(target with { Below = target.From + count });
+            budget -= count;
         }
 
+        long removed = 0;
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            using var transaction = _writer.BeginTransaction(deferred: false);
+            _commands.Enlist(transaction);
+            foreach (var range in chunk)
+            {
+                removed += _commands.TrimRange(range.TopicId, range.From, range.Below);
+            }
+
+            transaction.Commit();
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+
+        var kept = 0;
+        for (var i = 0; i < targets.Count; i++)
+        {
+            var target = i < chunk.Count ? targets[i] with { From = chunk[i].Below } : targets[i];
+            if (target.From < target.Below)
+            {
+                targets[kept++] = target;
+            }
+        }
+
+        targets.RemoveRange(kept, targets.Count - kept);
         return removed;
     }
 
@@ -134,6 +163,6 @@ public sealed partial class SqliteHistoryStore
         return ((a ^ b) & (a ^ result)) < 0 ? (a < 0 ? long.MinValue : long.MaxValue) : result;
     }
 
-    // Delete offsets in [From, Below) of Topic.
-    private readonly record struct TrimTarget(string Topic, long From, long Below);
+    // Delete offsets in [From, Below) of the topic.
+    private readonly record struct TrimTarget(long TopicId, long From, long Below);
 }

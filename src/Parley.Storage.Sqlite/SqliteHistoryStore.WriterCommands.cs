@@ -11,34 +11,41 @@ public sealed partial class SqliteHistoryStore
     /// </summary>
     private sealed class WriterCommands : IDisposable
     {
-        private readonly SqliteCommand _insert;
-        private readonly SqliteParameter _insertTopic;
-        private readonly SqliteParameter _insertOffset;
-        private readonly SqliteParameter _insertId;
-        private readonly SqliteParameter _insertTs;
-        private readonly SqliteParameter _insertSender;
-        private readonly SqliteParameter _insertBody;
-        private readonly SqliteParameter _insertClientId;
-        private readonly SqliteParameter _insertMeta;
+        // seq is left out: SQLite assigns max(seq) + 1, so rows are appended at the end of the table.
+        // A retained message with the same client id makes the insert do nothing (one index seek for
+        // both the check and the insert); any other conflict, such as an offset already taken by a
+        // second writer, still fails.
+        private const string InsertSql = """
+            INSERT INTO messages(topic_id, "offset", ts, max_ts, id, sender, body, client_id, meta)
+            VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            ON CONFLICT(topic_id, client_id) WHERE client_id IS NOT NULL DO NOTHING;
+            """;
+
+        private const string UpdateHeadSql = "UPDATE topics SET head = ?2, max_ts = ?3 WHERE topic_id = ?1;";
+
+        // Run once per message and once per topic per batch, so bypassing Microsoft.Data.Sqlite's
+        // per-execution overhead (see RawStatement).
+        private readonly RawStatement _insert;
+        private readonly RawStatement _updateHead;
 
         private readonly SqliteCommand _findByClientId;
-        private readonly SqliteParameter _findTopic;
+        private readonly SqliteParameter _findTopicId;
         private readonly SqliteParameter _findClientId;
 
-        private readonly SqliteCommand _loadHead;
-        private readonly SqliteParameter _loadHeadTopic;
+        private readonly SqliteCommand _loadTopic;
+        private readonly SqliteParameter _loadTopicName;
 
-        private readonly SqliteCommand _upsertHead;
-        private readonly SqliteParameter _upsertTopic;
-        private readonly SqliteParameter _upsertHeadValue;
+        private readonly SqliteCommand _createTopic;
+        private readonly SqliteParameter _createTopicName;
+
 
         private readonly SqliteCommand _deleteRange;
-        private readonly SqliteParameter _deleteTopic;
+        private readonly SqliteParameter _deleteTopicId;
         private readonly SqliteParameter _deleteFrom;
         private readonly SqliteParameter _deleteBelow;
 
         private readonly SqliteCommand _advanceRetained;
-        private readonly SqliteParameter _advanceTopic;
+        private readonly SqliteParameter _advanceTopicId;
         private readonly SqliteParameter _advanceFirstRetained;
         private readonly SqliteParameter _advanceTrimmedTs;
 
@@ -46,54 +53,43 @@ public sealed partial class SqliteHistoryStore
 
         public WriterCommands(SqliteConnection writer)
         {
-            _insert = Create(writer, """
-                INSERT INTO messages(topic, "offset", id, ts, sender, body, client_id, meta)
-                VALUES($topic, $offset, $id, $ts, $sender, $body, $client_id, $meta);
-                """);
-            _insertTopic = Add(_insert, "$topic", SqliteType.Text);
-            _insertOffset = Add(_insert, "$offset", SqliteType.Integer);
-            _insertId = Add(_insert, "$id", SqliteType.Text);
-            _insertTs = Add(_insert, "$ts", SqliteType.Integer);
-            _insertSender = Add(_insert, "$sender", SqliteType.Text);
-            _insertBody = Add(_insert, "$body", SqliteType.Text);
-            _insertClientId = Add(_insert, "$client_id", SqliteType.Text);
-            _insertMeta = Add(_insert, "$meta", SqliteType.Text);
+            _insert = new RawStatement(writer, InsertSql);
+            _updateHead = new RawStatement(writer, UpdateHeadSql);
 
             _findByClientId = Create(writer, """
                 SELECT "offset", id, ts, sender, body, meta FROM messages
-                WHERE topic = $topic AND client_id = $client_id;
+                WHERE topic_id = $topic_id AND client_id = $client_id;
                 """);
-            _findTopic = Add(_findByClientId, "$topic", SqliteType.Text);
+            _findTopicId = Add(_findByClientId, "$topic_id", SqliteType.Integer);
             _findClientId = Add(_findByClientId, "$client_id", SqliteType.Text);
 
-            _loadHead = Create(writer, "SELECT head FROM topics WHERE topic = $topic;");
-            _loadHeadTopic = Add(_loadHead, "$topic", SqliteType.Text);
+            _loadTopic = Create(writer, "SELECT topic_id, head, max_ts FROM topics WHERE topic = $topic;");
+            _loadTopicName = Add(_loadTopic, "$topic", SqliteType.Text);
 
-            _upsertHead = Create(writer, """
-                INSERT INTO topics(topic, head, first_retained, last_trimmed_ts) VALUES($topic, $head, 1, 0)
-                ON CONFLICT(topic) DO UPDATE SET head = excluded.head;
+            _createTopic = Create(writer, """
+                INSERT INTO topics(topic, head, max_ts, first_retained, last_trimmed_ts) VALUES($topic, 0, 0, 1, 0)
+                RETURNING topic_id;
                 """);
-            _upsertTopic = Add(_upsertHead, "$topic", SqliteType.Text);
-            _upsertHeadValue = Add(_upsertHead, "$head", SqliteType.Integer);
+            _createTopicName = Add(_createTopic, "$topic", SqliteType.Text);
 
             _deleteRange = Create(writer, """
-                DELETE FROM messages WHERE topic = $topic AND "offset" >= $from AND "offset" < $below
+                DELETE FROM messages WHERE topic_id = $topic_id AND "offset" >= $from AND "offset" < $below
                 RETURNING ts;
                 """);
-            _deleteTopic = Add(_deleteRange, "$topic", SqliteType.Text);
+            _deleteTopicId = Add(_deleteRange, "$topic_id", SqliteType.Integer);
             _deleteFrom = Add(_deleteRange, "$from", SqliteType.Integer);
             _deleteBelow = Add(_deleteRange, "$below", SqliteType.Integer);
 
             _advanceRetained = Create(writer, """
                 UPDATE topics SET first_retained = max(first_retained, $first_retained),
                                   last_trimmed_ts = max(last_trimmed_ts, $trimmed_ts)
-                WHERE topic = $topic;
+                WHERE topic_id = $topic_id;
                 """);
-            _advanceTopic = Add(_advanceRetained, "$topic", SqliteType.Text);
+            _advanceTopicId = Add(_advanceRetained, "$topic_id", SqliteType.Integer);
             _advanceFirstRetained = Add(_advanceRetained, "$first_retained", SqliteType.Integer);
             _advanceTrimmedTs = Add(_advanceRetained, "$trimmed_ts", SqliteType.Integer);
 
-            _all = [_insert, _findByClientId, _loadHead, _upsertHead, _deleteRange, _advanceRetained];
+            _all = [_findByClientId, _loadTopic, _createTopic, _deleteRange, _advanceRetained];
             foreach (var command in _all)
             {
                 command.Prepare();
@@ -109,22 +105,25 @@ public sealed partial class SqliteHistoryStore
             }
         }
 
-        public void InsertMessage(AppendRequest request, long offset)
+        /// <summary>Stores the message; false (nothing stored) when the topic already holds a message
+        /// with the request's client id.</summary>
+        public bool TryInsertMessage(long topicId, long offset, long maxTs, AppendRequest request)
         {
-            _insertTopic.Value = request.Topic;
-            _insertOffset.Value = offset;
-            _insertId.Value = request.Id;
-            _insertTs.Value = request.TimestampMs;
-            _insertSender.Value = request.From;
-            _insertBody.Value = request.Body;
-            _insertClientId.Value = (object?)request.ClientId ?? DBNull.Value;
-            _insertMeta.Value = (object?)request.MetaJson ?? DBNull.Value;
-            _insert.ExecuteNonQuery();
+            _insert.Bind(1, topicId);
+            _insert.Bind(2, offset);
+            _insert.Bind(3, request.TimestampMs);
+            _insert.Bind(4, maxTs);
+            _insert.Bind(5, request.Id);
+            _insert.Bind(6, request.From);
+            _insert.Bind(7, request.Body);
+            _insert.Bind(8, request.ClientId);
+            _insert.Bind(9, request.MetaJson);
+            return _insert.Execute() == 1;
         }
 
-        public StoredMessage? FindByClientId(string topic, string clientId)
+        public StoredMessage? FindByClientId(long topicId, string topic, string clientId)
         {
-            _findTopic.Value = topic;
+            _findTopicId.Value = topicId;
             _findClientId.Value = clientId;
             using var reader = _findByClientId.ExecuteReader();
             if (!reader.Read())
@@ -143,24 +142,36 @@ public sealed partial class SqliteHistoryStore
                 reader.IsDBNull(5) ? null : reader.GetString(5));
         }
 
-        public long LoadHead(string topic)
+        /// <summary>The topic's id, committed head and max_ts, creating its row (head 0, max_ts 0) when
+        /// it has none yet.</summary>
+        public (long TopicId, long Head, long MaxTs) LoadOrCreateTopic(string topic)
         {
-            _loadHeadTopic.Value = topic;
-            return _loadHead.ExecuteScalar() is long head ? head : 0;
+            _loadTopicName.Value = topic;
+            using (var reader = _loadTopic.ExecuteReader())
+            {
+                if (reader.Read())
+                {
+                    return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+                }
+            }
+
+            _createTopicName.Value = topic;
+            return ((long)_createTopic.ExecuteScalar()!, 0, 0);
         }
 
-        public void UpsertTopicHead(string topic, long head)
+        public void UpdateHead(long topicId, long head, long maxTs)
         {
-            _upsertTopic.Value = topic;
-            _upsertHeadValue.Value = head;
-            _upsertHead.ExecuteNonQuery();
+            _updateHead.Bind(1, topicId);
+            _updateHead.Bind(2, head);
+            _updateHead.Bind(3, maxTs);
+            _updateHead.Execute();
         }
 
         /// <summary>Deletes offsets in [from, below) of one topic and advances its retention bookkeeping.
         /// Returns how many messages were deleted.</summary>
-        public long TrimRange(string topic, long from, long below)
+        public long TrimRange(long topicId, long from, long below)
         {
-            _deleteTopic.Value = topic;
+            _deleteTopicId.Value = topicId;
             _deleteFrom.Value = from;
             _deleteBelow.Value = below;
             long removed = 0;
@@ -174,7 +185,7 @@ public sealed partial class SqliteHistoryStore
                 }
             }
 
-            _advanceTopic.Value = topic;
+            _advanceTopicId.Value = topicId;
             _advanceFirstRetained.Value = below;
             _advanceTrimmedTs.Value = maxTimestamp;
             _advanceRetained.ExecuteNonQuery();
@@ -183,6 +194,8 @@ public sealed partial class SqliteHistoryStore
 
         public void Dispose()
         {
+            _insert.Dispose();
+            _updateHead.Dispose();
             foreach (var command in _all)
             {
                 command.Dispose();

@@ -28,9 +28,13 @@ public sealed partial class SqliteHistoryStore : IHistoryStore
     private readonly string _epoch;
     private readonly int _trimChunkSize;
 
-    // Each topic's committed head. Guarded by _writeLock; loaded lazily from the topics table and only
-    // updated after a commit succeeds.
-    private readonly Dictionary<string, long> _heads = new(StringComparer.Ordinal);
+    // Each topic's id and committed head. Guarded by _writeLock; loaded lazily from the topics table,
+    // and a head only advances after a commit succeeds.
+    private readonly Dictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
+
+    // The topics the batch in progress stored into (reused between batches; guarded by _writeLock).
+    private readonly List<TopicState> _touched = [];
+    private long _batchNumber;
 
     private volatile bool _disposed;
 
@@ -158,7 +162,7 @@ public sealed partial class SqliteHistoryStore : IHistoryStore
             }
 
             _disposed = true;
-            _heads.Clear();
+            _topics.Clear();
             // Readers first: the writer, closing last, checkpoints the WAL into the database file.
             using (var pooled = new SqliteConnection(_readConnectionString))
             {
@@ -178,12 +182,12 @@ public sealed partial class SqliteHistoryStore : IHistoryStore
 
     // Runs the whole batch in one IMMEDIATE transaction on the writer connection. Synchronous calls
     // are used on purpose: this is the hot path and Microsoft.Data.Sqlite's async methods would only
-    // add allocations around the same synchronous work.
+    // add allocations around the same synchronous work. Each topic's head is written once per batch.
     private AppendOutcome[] AppendLocked(IReadOnlyList<AppendRequest> batch)
     {
         var outcomes = new AppendOutcome[batch.Count];
-        var newHeads = new Dictionary<string, long>(StringComparer.Ordinal);
-        Dictionary<(string Topic, string ClientId), StoredMessage>? storedByClientId = null;
+        var batchNumber = ++_batchNumber;
+        _touched.Clear();
         try
         {
             using (var transaction = _writer.BeginTransaction(deferred: false))
@@ -197,42 +201,31 @@ public sealed partial class SqliteHistoryStore : IHistoryStore
                         throw new ArgumentException($"batch[{i}] is null or has a null Topic, Id, From or Body.", nameof(batch));
                     }
 
-                    if (request.ClientId is { } clientId)
+                    var topic = Touch(request.Topic, batchNumber);
+                    var offset = topic.PendingHead + 1;
+                    var maxTs = Math.Max(topic.PendingMaxTs, request.TimestampMs);
+                    if (!_commands.TryInsertMessage(topic.Id, offset, maxTs, request))
                     {
-                        if (storedByClientId is not null && storedByClientId.TryGetValue((request.Topic, clientId), out var earlier))
-                        {
-                            outcomes[i] = new AppendOutcome(earlier, Duplicate: true);
-                            continue;
-                        }
-
-                        if (_commands.FindByClientId(request.Topic, clientId) is { } original)
-                        {
-                            outcomes[i] = new AppendOutcome(original, Duplicate: true);
-                            continue;
-                        }
+                        // The client id is taken by a retained message, possibly one stored earlier in
+                        // this batch (this transaction sees it).
+                        var original = _commands.FindByClientId(topic.Id, request.Topic, request.ClientId!)
+                            ?? throw new InvalidOperationException($"batch[{i}] was not stored, but no message with its client id was found.");
+                        outcomes[i] = new AppendOutcome(original, Duplicate: true);
+                        continue;
                     }
 
-                    if (!newHeads.TryGetValue(request.Topic, out var head))
-                    {
-                        head = CommittedHead(request.Topic);
-                    }
-
-                    var offset = head + 1;
-                    newHeads[request.Topic] = offset;
-                    _commands.InsertMessage(request, offset);
-
+                    topic.PendingHead = offset;
+                    topic.PendingMaxTs = maxTs;
                     var stored = new StoredMessage(request.Topic, offset, request.Id, request.TimestampMs, request.From, request.Body, request.ClientId, request.MetaJson);
                     outcomes[i] = new AppendOutcome(stored, Duplicate: false);
-                    if (request.ClientId is not null)
-                    {
-                        storedByClientId ??= new Dictionary<(string Topic, string ClientId), StoredMessage>();
-                        storedByClientId[(request.Topic, request.ClientId)] = stored;
-                    }
                 }
 
-                foreach (var (topic, head) in newHeads)
+                foreach (var topic in _touched)
                 {
-                    _commands.UpsertTopicHead(topic, head);
+                    if (topic.PendingHead != topic.Head)
+                    {
+                        _commands.UpdateHead(topic.Id, topic.PendingHead, topic.PendingMaxTs);
+                    }
                 }
 
                 transaction.Commit();
@@ -240,32 +233,67 @@ public sealed partial class SqliteHistoryStore : IHistoryStore
         }
         catch
         {
-            // The transaction rolled back (or its outcome is unknown): forget what this batch touched
-            // so the heads are reloaded from the database next time.
-            foreach (var topic in newHeads.Keys)
+            // The transaction rolled back (or its outcome is unknown): forget what this batch touched,
+            // including topics it created, so they are reloaded from the database next time.
+            foreach (var topic in _touched)
             {
-                _heads.Remove(topic);
+                _topics.Remove(topic.Name);
             }
 
+            _touched.Clear();
             throw;
         }
 
-        foreach (var (topic, head) in newHeads)
+        foreach (var topic in _touched)
         {
-            _heads[topic] = head;
+            topic.Head = topic.PendingHead;
+            topic.MaxTs = topic.PendingMaxTs;
         }
 
+        _touched.Clear();
         return outcomes;
     }
 
-    private long CommittedHead(string topic)
+    // The topic's state, loaded (or its row created) on first use; the first time a batch sees the
+    // topic, its pending head starts from the committed head and it joins _touched.
+    private TopicState Touch(string name, long batchNumber)
     {
-        if (!_heads.TryGetValue(topic, out var head))
+        if (!_topics.TryGetValue(name, out var topic))
         {
-            head = _commands.LoadHead(topic);
-            _heads[topic] = head;
+            var (id, head, maxTs) = _commands.LoadOrCreateTopic(name);
+            topic = new TopicState(name, id) { Head = head, MaxTs = maxTs };
+            _topics.Add(name, topic);
         }
 
-        return head;
+        if (topic.BatchNumber != batchNumber)
+        {
+            topic.BatchNumber = batchNumber;
+            topic.PendingHead = topic.Head;
+            topic.PendingMaxTs = topic.MaxTs;
+            _touched.Add(topic);
+        }
+
+        return topic;
+    }
+
+    private sealed class TopicState(string name, long id)
+    {
+        public string Name { get; } = name;
+
+        public long Id { get; } = id;
+
+        /// <summary>The committed head.</summary>
+        public long Head { get; set; }
+
+        /// <summary>The committed max_ts: the largest timestamp up to the head.</summary>
+        public long MaxTs { get; set; }
+
+        /// <summary>The head including the batch in progress (valid while <see cref="BatchNumber"/> is that batch's).</summary>
+        public long PendingHead { get; set; }
+
+        /// <summary>The max_ts including the batch in progress.</summary>
+        public long PendingMaxTs { get; set; }
+
+        public long BatchNumber { get; set; }
     }
 }

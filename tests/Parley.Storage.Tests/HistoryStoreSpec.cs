@@ -226,6 +226,63 @@ public abstract class HistoryStoreSpec : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Many_topics_in_one_batch_get_independent_contiguous_offsets()
+    {
+        var store = await NewStoreAsync();
+        const int Topics = 150;
+        const int PerTopic = 4;
+        var outcomes = new List<AppendOutcome>();
+        for (var b = 0; b < 3; b++)
+        {
+            // Interleaved: topic 0, 1, ..., 149, 0, 1, ... with every third message carrying a client id.
+            var batch = Enumerable.Range(0, Topics * PerTopic)
+                .Select(i => Req($"room:t{i % Topics}", $"b{b}-{i}", ts: i, clientId: i % 3 == 0 ? $"k{b}-{i}" : null))
+                .ToArray();
+            var result = await Append(store, batch);
+            Assert.Equal(batch.Select(r => (r.Topic, r.Id)), result.Select(o => (o.Message.Topic, o.Message.Id)));
+            outcomes.AddRange(result);
+        }
+
+        Assert.All(outcomes, o => Assert.False(o.Duplicate));
+        for (var t = 0; t < Topics; t++)
+        {
+            var topic = $"room:t{t}";
+            Assert.Equal(Seq(1, 3 * PerTopic), outcomes.Where(o => o.Message.Topic == topic).Select(o => o.Message.Offset).ToArray());
+            Assert.Equal(3 * PerTopic, (await Position(store, topic)).Head);
+            var stored = await Range(store, topic, 0, long.MaxValue);
+            Assert.Equal(outcomes.Where(o => o.Message.Topic == topic).Select(o => o.Message), stored);
+        }
+
+        // A repeat of a client id from an earlier batch, in the middle of a new many-topic batch.
+        var repeat = await Append(store, Req("room:t5", "new-1"), Req("room:t0", "again", clientId: "k1-0"), Req("room:t0", "new-2"));
+        Assert.False(repeat[0].Duplicate);
+        Assert.True(repeat[1].Duplicate);
+        Assert.Equal("b1-0", repeat[1].Message.Id);
+        Assert.Equal(3 * PerTopic + 1, repeat[2].Message.Offset);
+    }
+
+    [Fact]
+    public async Task Empty_strings_in_every_text_field_round_trip_and_an_empty_client_id_is_a_key()
+    {
+        var store = await NewStoreAsync();
+        var multiByteBody = string.Concat(Enumerable.Repeat("é☃😀", 20_000));
+
+        var outcomes = await Append(
+            store,
+            new AppendRequest("room:a", "", 1, "", "", "", ""),
+            new AppendRequest("room:a", "id-2", 2, "bob", multiByteBody, null, null),
+            new AppendRequest("room:a", "id-3", 3, "carol", "repeat", "", null));
+
+        Assert.Equal(new StoredMessage("room:a", 1, "", 1, "", "", "", ""), outcomes[0].Message);
+        Assert.False(outcomes[1].Duplicate);
+        Assert.True(outcomes[2].Duplicate);
+        Assert.Equal(outcomes[0].Message, outcomes[2].Message);
+        var read = await Range(store, "room:a", 0, long.MaxValue);
+        Assert.Equal([outcomes[0].Message, outcomes[1].Message], read);
+        Assert.Equal(multiByteBody, read[1].Body);
+    }
+
+    [Fact]
     public async Task Concurrent_appends_produce_contiguous_offsets_without_loss()
     {
         var store = await NewStoreAsync();
@@ -398,6 +455,43 @@ public abstract class HistoryStoreSpec : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ReadSinceTime_agrees_with_a_scan_of_the_retained_messages()
+    {
+        var store = await NewStoreAsync();
+        var random = new Random(12345);
+        long ts = 0;
+        for (var b = 0; b < 12; b++)
+        {
+            // Timestamps mostly rise but often jump back, sometimes below zero; two topics interleaved.
+            var batch = Enumerable.Range(0, 25).Select(i =>
+            {
+                ts += random.Next(0, 4) == 0 ? -random.Next(0, 3000) : random.Next(0, 1000);
+                return Req(i % 3 == 0 ? "room:other" : "room:a", $"b{b}-{i}", ts: ts);
+            }).ToArray();
+            await Append(store, batch);
+        }
+
+        await Trim(store, 150, TimeSpan.Zero, nowMs: 0);
+        var all = await Range(store, "room:a", 0, long.MaxValue);
+        Assert.Equal((await Position(store, "room:a")).FirstRetained, all[0].Offset);
+        var head = all[^1].Offset;
+        var probes = all.SelectMany(m => new[] { m.TimestampMs - 1, m.TimestampMs, m.TimestampMs + 1 })
+            .Append(long.MinValue).Append(long.MaxValue).Distinct().ToList();
+        foreach (var since in probes)
+        {
+            foreach (var through in new[] { all[0].Offset - 1, all[0].Offset, head / 2, head - 1, head, long.MaxValue })
+            {
+                foreach (var limit in new[] { 1, 7, 1000 })
+                {
+                    var expected = all.Where(m => m.TimestampMs >= since && m.Offset <= through).Take(limit).ToList();
+                    var actual = await Since(store, "room:a", since, through, limit);
+                    Assert.True(expected.SequenceEqual(actual), $"since {since}, through {through}, limit {limit}: expected [{string.Join(",", Offsets(expected))}], got [{string.Join(",", Offsets(actual))}]");
+                }
+            }
+        }
+    }
+
+    [Fact]
     public async Task ReadBefore_returns_newest_first_and_pages_to_the_start()
     {
         var store = await NewStoreAsync();
@@ -543,6 +637,45 @@ public abstract class HistoryStoreSpec : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Trim_across_many_topics_with_uneven_backlogs()
+    {
+        var store = await NewStoreAsync();
+        const int Topics = 12;
+        // Topic t gets 5 * t messages, interleaved over a few batches; ts = 1000 * offset per topic.
+        for (var round = 0; round < 5; round++)
+        {
+            var batch = Enumerable.Range(0, Topics)
+                .SelectMany(t => Enumerable.Range(1, t).Select(i => (Topic: t, Offset: (round * t) + i)))
+                .Select(x => Req($"room:t{x.Topic}", $"t{x.Topic}-{x.Offset}", ts: x.Offset * 1000L))
+                .ToArray();
+            await Append(store, batch);
+        }
+
+        // Count limit 7, then an age limit that removes ts < 20_000 (offsets below 20).
+        var removedByCount = await Trim(store, 7, TimeSpan.Zero, nowMs: 0);
+        var removedByAge = await Trim(store, 0, TimeSpan.FromMilliseconds(80_000), nowMs: 100_000);
+
+        long expectedByCount = 0, expectedByAge = 0;
+        for (var t = 0; t < Topics; t++)
+        {
+            var head = 5L * t;
+            var afterCount = Math.Max(1, head - 7 + 1);
+            var afterAge = head == 0 ? 1 : Math.Max(afterCount, Math.Min(20, head + 1));
+            expectedByCount += afterCount - 1;
+            expectedByAge += afterAge - afterCount;
+
+            var position = await Position(store, $"room:t{t}");
+            Assert.Equal(head, position.Head);
+            Assert.Equal(afterAge, position.FirstRetained);
+            Assert.Equal((afterAge - 1) * 1000, position.LastTrimmedTimestampMs);
+            Assert.Equal(Seq(afterAge, head), Offsets(await Range(store, $"room:t{t}", 0, long.MaxValue)));
+        }
+
+        Assert.Equal(expectedByCount, removedByCount);
+        Assert.Equal(expectedByAge, removedByAge);
+    }
+
+    [Fact]
     public async Task Trim_without_limits_removes_nothing()
     {
         var store = await NewStoreAsync();
@@ -597,6 +730,44 @@ public abstract class HistoryStoreSpec : IAsyncLifetime
         Assert.True(outcomes[1].Duplicate);
         Assert.Equal(written[0].Message, outcomes[1].Message);
         Assert.Equal(2, outcomes[2].Message.Offset);
+    }
+
+    [Fact]
+    public async Task Many_batches_over_many_topics_survive_a_restart()
+    {
+        var store = await NewStoreAsync();
+        const int Topics = 40;
+        var expected = new Dictionary<string, List<StoredMessage>>();
+        for (var b = 0; b < 30; b++)
+        {
+            var batch = Enumerable.Range(0, 60)
+                .Select(i => Req($"room:t{(b * 7 + i) % Topics}", $"b{b}-{i}", ts: 10_000 + (b * 100) + i, clientId: i % 10 == 0 ? $"k{b}-{i}" : null))
+                .ToArray();
+            foreach (var outcome in await Append(store, batch))
+            {
+                (expected.TryGetValue(outcome.Message.Topic, out var list) ? list : expected[outcome.Message.Topic] = []).Add(outcome.Message);
+            }
+        }
+
+        var reopened = await RestartAsync(store);
+
+        foreach (var (topic, messages) in expected)
+        {
+            Assert.Equal(messages.Count, (await Position(reopened, topic)).Head);
+            Assert.Equal(messages, await Range(reopened, topic, 0, long.MaxValue));
+        }
+
+        // Appends continue at each head; timestamps that go back after the restart are still found
+        // (and not found) by time.
+        var t0 = expected["room:t0"];
+        var after = await Append(reopened, Req("room:t0", "late-low", ts: 5), Req("room:t0", "dup", clientId: "k0-0"), Req("room:t1", "late-1", ts: 20_000));
+        Assert.Equal(t0.Count + 1, after[0].Message.Offset);
+        Assert.True(after[1].Duplicate);
+        Assert.Equal("b0-0", after[1].Message.Id);
+        Assert.Equal(expected["room:t1"].Count + 1, after[2].Message.Offset);
+        Assert.Equal(t0.Select(m => m.Id).Append("late-low"), (await Since(reopened, "room:t0", 5)).Select(m => m.Id));
+        Assert.Equal(t0.Select(m => m.Id), (await Since(reopened, "room:t0", 6)).Select(m => m.Id));
+        Assert.Equal(t0.Where(m => m.TimestampMs >= 12_000).Select(m => m.Id), (await Since(reopened, "room:t0", 12_000)).Select(m => m.Id));
     }
 
     [Fact]
