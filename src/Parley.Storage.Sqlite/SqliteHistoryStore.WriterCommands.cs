@@ -38,7 +38,6 @@ public sealed partial class SqliteHistoryStore
         private readonly SqliteCommand _createTopic;
         private readonly SqliteParameter _createTopicName;
 
-
         private readonly SqliteCommand _deleteRange;
         private readonly SqliteParameter _deleteTopicId;
         private readonly SqliteParameter _deleteFrom;
