@@ -689,16 +689,21 @@ public sealed class HubConnectionTests
         Assert.False(Frame.Parse(reply).Response.GetProperty("recovered").GetBoolean());
     }
 
+    /// <summary>Seeds 3 messages, makes every store read fail, and joins with since 0.</summary>
+    private static async Task<(Connections.HubConnection Connection, InMemoryTransport Transport)> JoinWithFailingReplayAsync(HubHarness h)
+    {
+        await h.SeedAsync(Lobby, 3, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        h.Store.FailReads = new IOException("read failed");
+        var (connection, transport) = h.Connect();
+        await SendAsync(connection, "1", "1", Lobby, PhoenixEvents.Join, """{"since":0}""");
+        return (connection, transport);
+    }
+
     [Fact]
     public async Task Replay_failure_after_the_ok_reply_tells_the_client_the_channel_errored()
     {
-        var store = new InMemoryHistoryStore();
-        await using var h = Start(store: store);
-        await h.SeedAsync(Lobby, 3, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-        store.FailReads = new IOException("read failed");
-        var (connection, transport) = h.Connect();
-
-        await SendAsync(connection, "1", "1", Lobby, PhoenixEvents.Join, """{"since":0}""");
+        await using var h = Start();
+        var (connection, transport) = await JoinWithFailingReplayAsync(h);
 
         var frames = transport.Frames.Select(Frame.Parse).ToList();
         Assert.Single(frames, f => f.IsReplyTo("1")); // one reply per ref
@@ -792,13 +797,8 @@ public sealed class HubConnectionTests
     [Fact]
     public async Task Replay_failure_leaves_no_subscriber_behind()
     {
-        var store = new InMemoryHistoryStore();
-        await using var h = Start(store: store);
-        await h.SeedAsync(Lobby, 3, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-        store.FailReads = new IOException("read failed");
-        var (connection, transport) = h.Connect();
-
-        await SendAsync(connection, "1", "1", Lobby, PhoenixEvents.Join, """{"since":0}""");
+        await using var h = Start();
+        var (connection, transport) = await JoinWithFailingReplayAsync(h);
 
         Assert.Equal(0, connection.JoinedCount);
         Assert.False(h.Hub.Topics.TryGet(Lobby, out _)); // the last subscriber left: the topic was evicted

@@ -27,16 +27,23 @@ internal sealed class ParleyProtocol : IBenchProtocol
     // ["<join>","<id>","<topic>","msg",{"body":"<body>"}]
     public int Overhead(int topicLength) => 80 + topicLength;
 
-    public int WriteJoin(Span<byte> destination, long id, ReadOnlySpan<byte> topic, JoinPosition? since)
+    /// <summary>Writes <c>["joinRef","ref","topic</c> then <paramref name="rest"/> (closing quote, event, payload start).</summary>
+    private static int WriteEnvelopeStart(Span<byte> destination, long joinRef, long @ref, ReadOnlySpan<byte> topic, ReadOnlySpan<byte> rest)
     {
         var pos = 0;
         AsciiScan.Put(destination, ref pos, "[\""u8);
-        AsciiScan.Put(destination, ref pos, id);
+        AsciiScan.Put(destination, ref pos, joinRef);
         AsciiScan.Put(destination, ref pos, "\",\""u8);
-        AsciiScan.Put(destination, ref pos, id);
+        AsciiScan.Put(destination, ref pos, @ref);
         AsciiScan.Put(destination, ref pos, "\",\""u8);
         AsciiScan.Put(destination, ref pos, topic);
-        AsciiScan.Put(destination, ref pos, "\",\"phx_join\",{"u8);
+        AsciiScan.Put(destination, ref pos, rest);
+        return pos;
+    }
+
+    public int WriteJoin(Span<byte> destination, long id, ReadOnlySpan<byte> topic, JoinPosition? since)
+    {
+        var pos = WriteEnvelopeStart(destination, id, id, topic, "\",\"phx_join\",{"u8);
         if (since is { } position)
         {
             AsciiScan.Put(destination, ref pos, "\"since\":"u8);
@@ -54,14 +61,7 @@ internal sealed class ParleyProtocol : IBenchProtocol
 
     public int WritePublish(Span<byte> destination, long id, ReadOnlySpan<byte> topic, long joinId, int size, long timestamp)
     {
-        var pos = 0;
-        AsciiScan.Put(destination, ref pos, "[\""u8);
-        AsciiScan.Put(destination, ref pos, joinId);
-        AsciiScan.Put(destination, ref pos, "\",\""u8);
-        AsciiScan.Put(destination, ref pos, id);
-        AsciiScan.Put(destination, ref pos, "\",\""u8);
-        AsciiScan.Put(destination, ref pos, topic);
-        AsciiScan.Put(destination, ref pos, "\",\"msg\",{\"body\":\""u8);
+        var pos = WriteEnvelopeStart(destination, joinId, id, topic, "\",\"msg\",{\"body\":\""u8);
         pos += BenchBody.Write(destination[pos..], size, timestamp);
         AsciiScan.Put(destination, ref pos, "\"}]"u8);
         return pos;
