@@ -80,6 +80,10 @@ public sealed class ParleyServerHost : IAsyncDisposable
             kestrel.Listen(endPoint, listen => listen.Use(next =>
                 kestrel.ApplicationServices.GetRequiredService<SocketConnectionMiddleware>().Wrap(next)));
         });
+        // Socket continuations run on the I/O threads instead of being queued: a broadcast's flush sends
+        // straight from the connection's write loop. The price is a rule: code on the socket path never
+        // blocks (stores move their synchronous work off the caller's thread; see docs/architecture.md).
+        builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
 
         var databasePath = Path.Combine(dataDir, "parley.db");

@@ -199,8 +199,12 @@ public sealed partial class SqliteHistoryStore
 
     // A pooled read-only connection. busy_timeout is per connection and a pooled connection may be
     // fresh, so it is set on every open (a few microseconds).
+    // Every read starts here. Microsoft.Data.Sqlite works synchronously, and readers are often called on
+    // a socket's I/O thread (see docs/architecture.md), so the read first moves to the thread pool: the
+    // caller's thread is never held by disk work.
     private async ValueTask<SqliteConnection> OpenReaderAsync(CancellationToken cancellationToken)
     {
+        await Task.Yield();
         var connection = new SqliteConnection(_readConnectionString);
         try
         {

@@ -10,9 +10,10 @@ namespace Parley.Storage.Sqlite;
 /// every topic in one database reports the same epoch, and a recreated database gets a new one.
 /// </summary>
 /// <remarks>
-/// Microsoft.Data.Sqlite performs its "async" operations synchronously, so awaiting a member of this
-/// class blocks the calling thread for the duration of the database work (including the commit's
-/// fsync for appends).
+/// Microsoft.Data.Sqlite performs its "async" operations synchronously. Reads therefore move to the
+/// thread pool before touching the database, so awaiting one never holds the caller's thread; appends
+/// and trims run on the caller's thread (the append pipeline's and the retention loop's own loops) for
+/// the duration of the database work, including the commit's fsync.
 /// <para>Open one instance per database file. Offsets are assigned from an in-memory cache of each
 /// topic's head, so a second writer on the same file (another instance or process) makes batches fail
 /// with a constraint error until the cache is reloaded; nothing is ever stored under a wrong offset.</para>
