@@ -13,7 +13,6 @@ using Parley.Server.Logging;
 using Parley.Server.Observability;
 using Parley.Server.Transport;
 using Parley.Storage.Sqlite;
-using Serilog;
 
 namespace Parley.Server;
 
@@ -71,8 +70,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
-        builder.Logging.AddSerilog(ParleyLogging.CreateSerilog(options.Log), dispose: true);
-        builder.Logging.SetMinimumLevel(options.Log.MinimumLevel);
+        builder.Logging.AddParleyLogging(options.Log);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

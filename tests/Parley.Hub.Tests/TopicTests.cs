@@ -51,6 +51,36 @@ public sealed class TopicTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Unsubscribing_in_any_order_keeps_every_remaining_subscriber_live()
+    {
+        var topic = NewTopic();
+        var members = new List<(Subscriber Subscriber, InMemoryTransport Transport)>();
+        for (var i = 0; i < 40; i++)
+        {
+            var (connection, transport) = _harness.Connect();
+            var subscriber = topic.BeginSubscribe(connection, "1", storeHead: 0, out _)!;
+            topic.CompleteSubscribe(subscriber);
+            members.Add((subscriber, transport));
+        }
+
+        // Remove the first, the last, and every third one in between (holes filled from the end).
+        var removed = members.Where((_, i) => i == 0 || i == 39 || i % 3 == 1).ToList();
+        foreach (var (subscriber, _) in removed)
+        {
+            topic.Unsubscribe(subscriber);
+            topic.Unsubscribe(subscriber); // idempotent
+        }
+        topic.Publish(1, Live(1));
+
+        Assert.Equal(members.Count - removed.Count, topic.SubscriberCount);
+        foreach (var (subscriber, transport) in members)
+        {
+            var expected = removed.Any(r => ReferenceEquals(r.Subscriber, subscriber)) ? Array.Empty<string>() : [LiveText(1)];
+            Assert.Equal(expected, transport.Frames);
+        }
+    }
+
+    [Fact]
     public void Complete_without_buffered_frames_sends_nothing()
     {
         var topic = NewTopic();

@@ -12,7 +12,11 @@ public sealed class Topic
 {
     private readonly object _lock = new();
     private readonly HubMetrics _metrics;
-    private Subscriber[] _subscribers = [];
+    // Guarded by _lock. Add and remove are O(1) (a subscriber knows its index; removal moves the last
+    // one into the hole), so a reconnect storm of N subscribers costs O(N), not O(N²) array copies that
+    // would land on the large-object heap once a topic has ~10k subscribers.
+    private readonly List<Subscriber> _subscribers = [];
+    private int _subscriberCount;
     private long _deliveredHead;
     private bool _headKnown;
 
@@ -30,7 +34,7 @@ public sealed class Topic
     public string Name { get; }
 
     /// <summary>Current subscriber count.</summary>
-    public int SubscriberCount => Volatile.Read(ref _subscribers).Length;
+    public int SubscriberCount => Volatile.Read(ref _subscriberCount);
 
     /// <summary>
     /// Adds a subscriber that buffers live frames until <see cref="CompleteSubscribe"/>, and returns the
@@ -55,10 +59,9 @@ public sealed class Topic
                 _headKnown = true;
             }
             replayThrough = _deliveredHead;
-            var next = new Subscriber[_subscribers.Length + 1];
-            _subscribers.CopyTo(next, 0);
-            next[^1] = subscriber;
-            Volatile.Write(ref _subscribers, next);
+            subscriber.Index = _subscribers.Count;
+            _subscribers.Add(subscriber);
+            Volatile.Write(ref _subscriberCount, _subscribers.Count);
         }
         return subscriber;
     }
@@ -89,16 +92,26 @@ public sealed class Topic
     {
         lock (_lock)
         {
-            var index = Array.IndexOf(_subscribers, subscriber);
-            if (index < 0)
+            var index = subscriber.Index;
+            if (index < 0 || index >= _subscribers.Count || !ReferenceEquals(_subscribers[index], subscriber))
             {
                 return;
             }
-            var next = new Subscriber[_subscribers.Length - 1];
-            Array.Copy(_subscribers, 0, next, 0, index);
-            Array.Copy(_subscribers, index + 1, next, index, _subscribers.Length - index - 1);
-            Volatile.Write(ref _subscribers, next);
-            if (next.Length == 0 && _registry is not null)
+            var last = _subscribers.Count - 1;
+            if (index != last)
+            {
+                var moved = _subscribers[last];
+                _subscribers[index] = moved;
+                moved.Index = index;
+            }
+            _subscribers.RemoveAt(last);
+            subscriber.Index = -1;
+            if (_subscribers.Capacity > 1024 && _subscribers.Count < _subscribers.Capacity / 4)
+            {
+                _subscribers.Capacity = _subscribers.Count * 2; // a crowd left: give the array back
+            }
+            Volatile.Write(ref _subscriberCount, _subscribers.Count);
+            if (_subscribers.Count == 0 && _registry is not null)
             {
                 // Nobody listens: drop the live state so joins of throwaway topics cannot grow memory.
                 // A joiner holding this object sees _evicted and retries with a fresh one.
@@ -139,8 +152,9 @@ public sealed class Topic
             _deliveredHead = messages[^1].Offset;
             var batch = new FrameBatch(frames);
             var delivered = 0;
-            foreach (var subscriber in _subscribers)
+            for (var i = 0; i < _subscribers.Count; i++)
             {
+                var subscriber = _subscribers[i];
                 if (subscriber.IsBuffering)
                 {
                     var buffered = subscriber.Buffered ??= [];
@@ -163,13 +177,16 @@ public sealed class Topic
     /// <summary>Sends a frame that is not part of the durable history (e.g. presence) to every live subscriber.</summary>
     public void Broadcast(byte[] frame)
     {
-        var subscribers = Volatile.Read(ref _subscribers);
         var delivered = 0;
-        foreach (var subscriber in subscribers)
+        lock (_lock)
         {
-            if (!subscriber.IsBuffering && subscriber.Connection.Send(frame))
+            for (var i = 0; i < _subscribers.Count; i++)
             {
-                delivered++;
+                var subscriber = _subscribers[i];
+                if (!subscriber.IsBuffering && subscriber.Connection.Send(frame))
+                {
+                    delivered++;
+                }
             }
         }
         _metrics.Delivered(delivered);
@@ -193,6 +210,9 @@ public sealed class Subscriber
     public string JoinRef { get; }
 
     internal bool IsBuffering { get; set; } = true;
+
+    // Position in the topic's subscriber list; -1 once removed. Guarded by the topic's lock.
+    internal int Index { get; set; } = -1;
     internal List<byte[]>? Buffered { get; set; }
     internal long BufferedBytes { get; set; }
 }

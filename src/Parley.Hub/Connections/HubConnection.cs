@@ -16,7 +16,7 @@ public sealed class HubConnection
 {
     private readonly ParleyHub _hub;
     private readonly IConnectionTransport _transport;
-    private readonly Dictionary<string, (IChannelHandler Handler, Subscriber Subscriber)> _joined = new(StringComparer.Ordinal);
+    private readonly JoinedTopics _joined = new();
     private TokenBucket _bucket;
     private int _rejections;
     private long _rejectionWindowStart;
@@ -125,7 +125,7 @@ public sealed class HubConnection
         lock (_joined)
         {
             // A push for a channel instance that is gone (the client raced a rejoin) is refused like Phoenix does.
-            if (!_joined.TryGetValue(message.Topic, out joined) || (message.JoinRef is not null && message.JoinRef != joined.Subscriber.JoinRef))
+            if (!_joined.TryGet(message.Topic, out joined) || (message.JoinRef is not null && message.JoinRef != joined.Subscriber.JoinRef))
             {
                 Send(WireFrames.ErrorReply(null, message.Ref, message.Topic, ErrorReasons.UnmatchedTopic));
                 return;
@@ -194,7 +194,7 @@ public sealed class HubConnection
         }
         lock (_joined)
         {
-            _joined[topic] = (handler, subscriber);
+            _joined.Set(topic, handler, subscriber);
         }
         _hub.Metrics.Joined();
     }
@@ -204,7 +204,7 @@ public sealed class HubConnection
         (IChannelHandler Handler, Subscriber Subscriber) joined;
         lock (_joined)
         {
-            if (!_joined.TryGetValue(message.Topic, out joined))
+            if (!_joined.TryGet(message.Topic, out joined))
             {
                 Send(WireFrames.ReplyEmpty(message.JoinRef, message.Ref, message.Topic, PhoenixEvents.StatusOk));
                 return;
@@ -213,7 +213,7 @@ public sealed class HubConnection
             {
                 return; // the client raced a server close; Phoenix sends no reply
             }
-            _joined.Remove(message.Topic);
+            _joined.Remove(message.Topic, out _);
         }
         joined.Subscriber.Topic.Unsubscribe(joined.Subscriber);
         joined.Handler.OnLeft(joined.Subscriber);
@@ -249,8 +249,7 @@ public sealed class HubConnection
         List<(IChannelHandler Handler, Subscriber Subscriber)> all;
         lock (_joined)
         {
-            all = [.. _joined.Values];
-            _joined.Clear();
+            all = _joined.TakeAll();
         }
         foreach (var (handler, subscriber) in all)
         {

@@ -34,8 +34,16 @@ public static class ParleyLogging
     /// <summary>A logger factory writing where <paramref name="options"/> says (for code outside the web host).</summary>
     public static ILoggerFactory CreateFactory(LogOptions options)
     {
-        var logger = CreateSerilog(options);
-        return LoggerFactory.Create(builder => builder.AddSerilog(logger, dispose: true).SetMinimumLevel(options.MinimumLevel));
+        return LoggerFactory.Create(builder => AddParleyLogging(builder, options));
+    }
+
+    /// <summary>Adds the Serilog pipeline for <paramref name="options"/> to a logging builder (without scopes: see <see cref="ScopelessLoggerProvider"/>).</summary>
+    public static ILoggingBuilder AddParleyLogging(this ILoggingBuilder builder, LogOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(options);
+        builder.AddProvider(new ScopelessLoggerProvider(new Serilog.Extensions.Logging.SerilogLoggerProvider(CreateSerilog(options), dispose: true)));
+        return builder.SetMinimumLevel(options.MinimumLevel);
     }
 
     /// <summary>The Serilog logger behind <see cref="CreateFactory"/>.</summary>

@@ -27,9 +27,10 @@ internal sealed class SocketConnection : IConnectionTransport
     // Items are byte[] (one frame) or FrameBatch (several frames queued as one unit).
     private readonly OutboundQueue _queue = new();
     private readonly int _maxQueuedBytes;
-    private readonly CancellationTokenSource _abort = new();
-    private readonly Lock _abortLock = new();
-    private bool _abortDisposed;
+    // Created only when the connection starts closing (idle memory per socket counts): tears the
+    // transport down if the close has not completed after CloseGrace.
+    private Timer? _abortTimer;
+    private volatile bool _ended;
     private long _queuedBytes;
     private int _closing;
     private volatile bool _discardQueued;
@@ -114,20 +115,31 @@ internal sealed class SocketConnection : IConnectionTransport
     /// <summary>Aborts the connection after <see cref="CloseGrace"/> unless it ended by then. Safe at any time.</summary>
     private void ArmAbort()
     {
-        lock (_abortLock)
+        if (_ended || Volatile.Read(ref _abortTimer) is not null)
         {
-            if (!_abortDisposed)
-            {
-                _abort.CancelAfter(CloseGrace);
-            }
+            return;
+        }
+        var timer = new Timer(static state => ((SocketConnection)state!).AbortNow(), this, Timeout.Infinite, Timeout.Infinite);
+        if (Interlocked.CompareExchange(ref _abortTimer, timer, null) is not null)
+        {
+            timer.Dispose();
+            return;
+        }
+        timer.Change(CloseGrace, Timeout.InfiniteTimeSpan);
+    }
+
+    private void AbortNow()
+    {
+        if (!_ended)
+        {
+            _abortTransport(); // ends both loops: the pipes complete with an abort
         }
     }
 
     /// <summary>Runs the connection until both directions are done.</summary>
     public async Task RunAsync(HubConnection connection)
     {
-        using var abortRegistration = _abort.Token.Register(static state => ((Action)state!)(), _abortTransport);
-        var writer = Task.Run(WriteLoopAsync);
+        var writer = WriteLoopAsync(); // runs until its first wait, then on whichever thread wakes it
         try
         {
             await ReadLoopAsync(connection);
@@ -166,10 +178,10 @@ internal sealed class SocketConnection : IConnectionTransport
                 ServerLog.Disconnected(_logger, _connectionId);
                 await _input.CompleteAsync();
                 await _output.CompleteAsync();
-                lock (_abortLock)
+                _ended = true;
+                if (Interlocked.Exchange(ref _abortTimer, null) is { } timer)
                 {
-                    _abortDisposed = true;
-                    _abort.Dispose();
+                    await timer.DisposeAsync();
                 }
             }
         }
@@ -183,7 +195,7 @@ internal sealed class SocketConnection : IConnectionTransport
         {
             while (true)
             {
-                var result = await _input.ReadAsync(_abort.Token);
+                var result = await _input.ReadAsync();
                 if (result.IsCanceled)
                 {
                     return;
@@ -262,7 +274,7 @@ internal sealed class SocketConnection : IConnectionTransport
                 }
                 using (message)
                 {
-                    await connection.HandleAsync(message!, _abort.Token);
+                    await connection.HandleAsync(message!, CancellationToken.None);
                 }
                 return true;
             }
@@ -308,7 +320,7 @@ internal sealed class SocketConnection : IConnectionTransport
 
     private async Task WriteLoopAsync()
     {
-        var token = _abort.Token;
+        var token = CancellationToken.None; // an abort completes the pipe, which ends any pending flush
         while (await _queue.WaitAsync())
         {
             var items = _queue.TakeAll();
