@@ -156,7 +156,7 @@ def main():
     w("")
     w("```sh")
     w("PARLEY_HUB__PUSHESPERSECOND=1000000 PARLEY_HUB__PUSHBURST=1000000 PARLEY_HUB__MAXOUTBOUNDQUEUEBYTES=67108864 \\")
-    w("  dotnet src/Parley.Cli/bin/Release/net10.0/parley.dll serve --listen 127.0.0.1:0 --data <fresh dir> --json")
+    w("  dotnet src/Parley.Cli/bin/Release/net10.0/parley.dll serve --listen 127.0.0.1:0 --data <fresh dir> --json --insecure-no-auth   # anonymous sockets: credentials are checked once per connect, never per message")
     w("dotnet bench/peers/signalr/bin/Release/net10.0/Parley.Bench.SignalRPeer.dll --urls http://127.0.0.1:0")
     w("node bench/peers/socketio/server.mjs --port 0")
     w("```")

@@ -14,6 +14,10 @@ internal sealed class BenchContext : IDisposable
         Progress = progress;
         Protocol = Create(options.Target);
         SocketUri = Protocol.SocketUri(options.Url);
+        if (options.Token is { Length: > 0 } token && options.Target == BenchTarget.Parley)
+        {
+            SocketUri = new Uri(SocketUri + "&token=" + Uri.EscapeDataString(token));
+        }
         // One handler for every socket; never a proxy (loopback only, and an http_proxy variable must not reroute the bench).
         Http = new HttpMessageInvoker(new SocketsHttpHandler
         {
@@ -68,4 +72,8 @@ public static class BenchHints
     public const string RateLimit =
         "parley bench: the hub answered rate_limited: it limits pushes per socket (100/s by default), so these numbers measure the limiter. " +
         "Start the hub for benchmarking with PARLEY_HUB__PUSHESPERSECOND=1000000 PARLEY_HUB__PUSHBURST=1000000.";
+
+    /// <summary>Printed when the hub refuses the upgrade for lack of a credential.</summary>
+    public const string Credential =
+        "the hub requires a credential: pass --token with an API key (a fresh hub writes one to <data dir>/initial-owner-key) or start the hub with --insecure-no-auth";
 }

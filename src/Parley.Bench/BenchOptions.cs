@@ -89,6 +89,9 @@ public sealed record BenchOptions
     /// <summary>Connections opened at once while connecting. Default 64.</summary>
     public int ConnectConcurrency { get; init; } = 64;
 
+    /// <summary>A credential for hubs that require one (an access token or API key); Parley target only.</summary>
+    public string? Token { get; init; }
+
     /// <summary>Bound on each waiting phase (connecting and joining, draining acks, recovery catch-up). Default 60 s.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 

@@ -88,6 +88,9 @@ public static class ErrorReasons
     /// <summary>The connection may not join this topic.</summary>
     public const string Unauthorized = "unauthorized";
 
+    /// <summary>The principal may not do this (a guest or read-only key pushing, a join outside a key's topics, a non-admin operation).</summary>
+    public const string Forbidden = "forbidden";
+
     /// <summary>The hub is shutting down and takes no new work.</summary>
     public const string ShuttingDown = "shutting_down";
 

@@ -5,7 +5,8 @@ namespace Parley.Protocol;
 /// <summary>
 /// The one redaction function for logs, errors and metrics: scrubs <c>token=…</c>, <c>api_key=…</c>
 /// and similar query or form values, <c>"token": "…"</c> JSON fields, <c>Bearer …</c> credentials,
-/// Phoenix bearer subprotocol entries (<c>base64url.bearer.phx.…</c>) and <c>prl_…</c> API keys.
+/// Phoenix bearer subprotocol entries (<c>base64url.bearer.phx.…</c>), <c>prl_…</c> API keys,
+/// <c>prt_…</c> refresh tokens and bare JWTs (<c>eyJ….eyJ….…</c>).
 /// </summary>
 public static partial class SecretRedactor
 {
@@ -23,7 +24,8 @@ public static partial class SecretRedactor
         result = JsonValue().Replace(result, static m => m.Groups[1].Value + Mask + "\"");
         result = Bearer().Replace(result, "$1 " + Mask);
         result = PhoenixBearer().Replace(result, "base64url.bearer.phx." + Mask);
-        result = ApiKey().Replace(result, "prl_" + Mask);
+        result = ApiKey().Replace(result, "$1_" + Mask);
+        result = Jwt().Replace(result, Mask);
         return result;
     }
 
@@ -42,6 +44,10 @@ public static partial class SecretRedactor
     [GeneratedRegex(@"base64url\.bearer\.phx\.[A-Za-z0-9+/_=-]+")]
     private static partial Regex PhoenixBearer();
 
-    [GeneratedRegex(@"\bprl_[A-Za-z0-9_-]+")]
+    [GeneratedRegex(@"\b(prl|prt)_[A-Za-z0-9_-]+")]
     private static partial Regex ApiKey();
+
+    // A JWT anywhere (its header always starts with {" → eyJ): three base64url parts.
+    [GeneratedRegex(@"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")]
+    private static partial Regex Jwt();
 }

@@ -9,6 +9,9 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Auth;
+using Parley.Identity;
+using Parley.Server.Identity;
+using Parley.Storage.Sqlite.Identity;
 using Parley.Server.Logging;
 using Parley.Server.Observability;
 using Parley.Server.Transport;
@@ -24,12 +27,15 @@ public sealed class ParleyServerHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly SqliteHistoryStore _store;
+    private readonly SqliteIdentityStore _identityStore;
     private int _stopped;
 
-    private ParleyServerHost(WebApplication app, SqliteHistoryStore store, ParleyHub hub, ServerOptions options, string databasePath, IReadOnlyList<Uri> urls)
+    private ParleyServerHost(WebApplication app, SqliteHistoryStore store, SqliteIdentityStore identityStore, IdentityService identity, ParleyHub hub, ServerOptions options, string databasePath, IReadOnlyList<Uri> urls)
     {
         _app = app;
         _store = store;
+        _identityStore = identityStore;
+        Identity = identity;
         Hub = hub;
         Options = options;
         DatabasePath = databasePath;
@@ -38,6 +44,15 @@ public sealed class ParleyServerHost : IAsyncDisposable
 
     public ParleyHub Hub { get; }
     public ServerOptions Options { get; }
+
+    /// <summary>Users, keys and tokens.</summary>
+    public IdentityService Identity { get; }
+
+    /// <summary>Where the initial owner API key was written on this start (a fresh data dir), else null.</summary>
+    public string? InitialOwnerKeyFile { get; private set; }
+
+    /// <summary>The file name of the initial owner API key in the data dir.</summary>
+    public const string InitialOwnerKeyFileName = "initial-owner-key";
     public string DatabasePath { get; }
 
     /// <summary>The addresses actually bound (with the real port when 0 was asked for).</summary>
@@ -85,11 +100,17 @@ public sealed class ParleyServerHost : IAsyncDisposable
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
 
         var databasePath = Path.Combine(dataDir, "parley.db");
-        var store = await SqliteHistoryStore.OpenAsync(databasePath, new SqliteHistoryStoreOptions { SynchronousFull = options.DurableCommits }, cancellationToken);
+        var identityStore = await SqliteIdentityStore.OpenAsync(Path.Combine(dataDir, "identity.db"), cancellationToken);
+        SqliteHistoryStore? store = null;
         WebApplication app;
         ParleyHub hub;
+        IdentityService identity;
+        string? initialOwnerKeyFile = null;
         try
         {
+            store = await SqliteHistoryStore.OpenAsync(databasePath, new SqliteHistoryStoreOptions { SynchronousFull = options.DurableCommits }, cancellationToken);
+            // The hub is created on first resolution, after the identity service below (the lambda reads
+            // the authenticator and authorizer then).
             builder.Services.AddSingleton(sp => new ParleyHub(options.Hub, store, sp.GetRequiredService<ILoggerFactory>(), authenticator, joinAuthorizer));
             builder.Services.AddSingleton(options);
             builder.Services.AddSingleton<SocketAcceptor>();
@@ -98,13 +119,24 @@ public sealed class ParleyServerHost : IAsyncDisposable
             builder.Services.AddSingleton<MetricsExporter>();
             builder.Services.AddHostedService<HubLifecycle>();
             app = builder.Build();
+            identity = await IdentityService.StartAsync(identityStore, options.Identity, TimeProvider.System,
+                app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Identity"), cancellationToken);
+            initialOwnerKeyFile = await WriteInitialOwnerKeyAsync(identity, dataDir, cancellationToken);
+            var identityGate = new IdentityAuthenticator(identity);
+            authenticator ??= options.InsecureNoAuth ? new AnonymousConnectAuthenticator() : identityGate;
+            joinAuthorizer ??= options.InsecureNoAuth ? new AllowAllJoinAuthorizer() : identityGate;
             hub = app.Services.GetRequiredService<ParleyHub>();
             MapEndpoints(app, hub);
+            IdentityEndpoints.Map(app, identity);
             await app.StartAsync(cancellationToken);
         }
         catch
         {
-            await store.DisposeAsync();
+            if (store is not null)
+            {
+                await store.DisposeAsync();
+            }
+            await identityStore.DisposeAsync();
             throw;
         }
 
@@ -112,7 +144,34 @@ public sealed class ParleyServerHost : IAsyncDisposable
             .Select(a => new Uri(a.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)))
             .ToList();
         ServerLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server"), string.Join(", ", addresses), dataDir);
-        return new ParleyServerHost(app, store, hub, options, databasePath, addresses);
+        return new ParleyServerHost(app, store, identityStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile };
+    }
+
+    // A fresh hub (no users, no keys) gets an owner API key in <data dir>/initial-owner-key, mode 0600,
+    // so it can be administered and scripted before anyone registers.
+    private static async Task<string?> WriteInitialOwnerKeyAsync(IdentityService identity, string dataDir, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(dataDir, InitialOwnerKeyFileName);
+        var secret = await identity.CreateInitialOwnerKeyAsync(cancellationToken);
+        if (secret is null)
+        {
+            return null;
+        }
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        await using (var file = new FileStream(path, options))
+        await using (var writer = new StreamWriter(file))
+        {
+            await writer.WriteLineAsync(secret);
+        }
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
     }
 
     private static void MapEndpoints(WebApplication app, ParleyHub hub)
@@ -167,6 +226,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         await Hub.DisposeAsync();
         await _app.DisposeAsync();
         await _store.DisposeAsync();
+        await _identityStore.DisposeAsync();
     }
 
     private static void CreatePrivateDirectory(string path)

@@ -1,5 +1,6 @@
 using System.Net;
 using Parley.Hub;
+using Parley.Identity;
 using Parley.Server.Logging;
 
 namespace Parley.Server;
@@ -30,6 +31,15 @@ public sealed class ServerOptions
 
     /// <summary>How long graceful shutdown may take before remaining sockets are aborted. Default 5 s.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Accept every socket without a credential, as anonymous. Default false. Only for trying things out
+    /// on one machine: refused together with a non-loopback <see cref="Listen"/>.
+    /// </summary>
+    public bool InsecureNoAuth { get; set; }
+
+    /// <summary>Registration policy and token lifetimes.</summary>
+    public IdentityOptions Identity { get; set; } = new();
 
     /// <summary>Hub limits and timings.</summary>
     public HubOptions Hub { get; set; } = new();
@@ -98,6 +108,20 @@ public sealed class ServerOptions
             throw new ArgumentException(
                 $"refusing to listen on {Listen}: it is reachable from other machines and Parley binds loopback by default. " +
                 "Pass --allow-remote (or PARLEY_ALLOW_REMOTE=true) if that is what you want.");
+        }
+        if (InsecureNoAuth && !IPAddress.IsLoopback(endPoint.Address))
+        {
+            throw new ArgumentException(
+                $"refusing --insecure-no-auth on {Listen}: anonymous access is only allowed on a loopback address. " +
+                "Drop --insecure-no-auth (clients then need a token or API key), or listen on 127.0.0.1.");
+        }
+        if (Identity.AccessTokenLifetime < TimeSpan.FromMinutes(1) || Identity.AccessTokenLifetime > TimeSpan.FromDays(1))
+        {
+            throw new ArgumentException("identity access_token_lifetime must be between 1 minute and 1 day");
+        }
+        if (Identity.RefreshTokenLifetime < Identity.AccessTokenLifetime || Identity.RefreshTokenLifetime > TimeSpan.FromDays(365))
+        {
+            throw new ArgumentException("identity refresh_token_lifetime must be at least the access token lifetime and at most 365 days");
         }
         if (string.IsNullOrWhiteSpace(DataDir))
         {

@@ -127,6 +127,15 @@ public class SecretRedactorTests
         AssertRedacted("(prl_abc)", $"(prl_{Mask})", "abc");
     }
 
+    [Fact]
+    public void Refresh_tokens_and_bare_jwts()
+    {
+        AssertRedacted("rotated prt_Zx9-_q1 for alice", $"rotated prt_{Mask} for alice", "Zx9-_q1");
+        const string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl_-x";
+        AssertRedacted($"socket failed with {jwt} at dial", $"socket failed with {Mask} at dial", "eyJzdWIiOiJhbGljZSJ9", "c2lnbmF0dXJl");
+        AssertRedacted($"ws://h/socket/websocket?vsn=2.0.0&x={jwt}", $"ws://h/socket/websocket?vsn=2.0.0&x={Mask}", "eyJhbGci");
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("plain text with no secrets")]

@@ -107,7 +107,7 @@ class Hub {
     this.runs++;
     this.runLog = "";
     this.appendLog(`----- hub run ${this.runs} (port ${port}) -----\n`);
-    const args = [CLI_DLL, "serve", "--listen", `127.0.0.1:${port}`, "--data", this.dataDir, "--json"];
+    const args = [CLI_DLL, "serve", "--listen", `127.0.0.1:${port}`, "--data", this.dataDir, "--json", "--insecure-no-auth"];
     const child = spawn("dotnet", args, { env: this.environment(), stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     live.add(child);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using Parley.Bench.Protocols;
+using Parley.Protocol;
 
 namespace Parley.Bench.Scenarios;
 
@@ -106,13 +107,15 @@ internal abstract class Scenario : IAsyncDisposable
         {
             inner = inner.InnerException;
         }
-        var what = ex is WebSocketException && ex.Message.Contains("status code", StringComparison.Ordinal)
+        var what = ex is WebSocketException && (ex.Message.Contains("'401'", StringComparison.Ordinal) || ex.Message.Contains("'403'", StringComparison.Ordinal))
+            ? $" ({BenchHints.Credential})"
+            : ex is WebSocketException && ex.Message.Contains("status code", StringComparison.Ordinal)
             ? $" (is the server at {Options.Url} a {BenchOptions.TargetName(Options.Target)} server?)"
             : inner is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused }
                 ? " (is the server running?)"
                 : "";
         var message = ReferenceEquals(inner, ex) ? ex.Message : $"{ex.Message} {inner.Message}";
-        return $"cannot connect to {Context.SocketUri}: {message}{what}";
+        return $"cannot connect to {SecretRedactor.Redact(Context.SocketUri.ToString())}: {SecretRedactor.Redact(message)}{what}";
     }
 
     /// <summary>Starts heartbeats (staggered: each second one interval's share of the connections) and the publisher pacer.</summary>

@@ -29,11 +29,12 @@ internal static class BenchCommand
         var rate = new Option<double?>("--rate") { Description = "Pushes per second per publisher, 0 = as fast as the window allows (defaults: 0; recovery 200)." };
         var concurrency = new Option<int?>("--connect-concurrency") { Description = "Connections opened at once (default 64)." };
         var timeout = new Option<string?>("--timeout") { Description = "Bound on each waiting phase: connecting, recovery catch-up (default 60s)." };
+        var token = new Option<string?>("--token") { Description = "Access token or API key for a hub that requires one (env PARLEY_TOKEN); parley target only." };
 
         var command = new Command("bench", "Load-test a hub on this machine (parley, or the signalr/socketio peers) and report throughput, latency, memory and recovery.")
         {
             scenario, target, url, serverPid, duration, warmup, json, publishers, subscribers, size, window, sample,
-            channels, perChannel, connections, away, rate, concurrency, timeout,
+            channels, perChannel, connections, away, rate, concurrency, timeout, token,
         };
         command.Action = new BenchAction(async (parse, cancellationToken) =>
         {
@@ -73,6 +74,7 @@ internal static class BenchCommand
                     Rate = parse.GetValue(rate) ?? defaults.Rate,
                     ConnectConcurrency = parse.GetValue(concurrency) ?? defaults.ConnectConcurrency,
                     Timeout = parse.GetValue(timeout) is { } t ? DurationParser.Parse(t, "--timeout") : defaults.Timeout,
+                    Token = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN"),
                 };
                 options.Validate();
             }

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Parley.Identity;
 using Parley.Server;
 
 namespace Parley.Cli.Commands;
@@ -19,17 +20,18 @@ internal static class ServeCommand
         var logLevel = new Option<string?>("--log-level") { Description = "trace, debug, information, warning or error (default information; env PARLEY_LOG_LEVEL)." };
         var allowedOrigins = new Option<string[]>("--allowed-origin") { Description = "A browser origin (scheme://host:port) allowed to connect besides loopback pages; repeatable; * allows any (env PARLEY_ALLOWED_ORIGINS, comma-separated).", AllowMultipleArgumentsPerToken = false };
         var json = new Option<bool>("--json") { Description = "Print the start-up line as JSON (for scripts)." };
+        var insecureNoAuth = new Option<bool?>("--insecure-no-auth") { Description = "Accept sockets without a credential, as anonymous (env PARLEY_INSECURE_NO_AUTH). Only on a loopback address; for trying things out." };
 
         var command = new Command("serve", "Run the hub on its embedded SQLite store.")
         {
-            listen, data, allowRemote, config, logLevel, allowedOrigins, json,
+            listen, data, allowRemote, config, logLevel, allowedOrigins, insecureNoAuth, json,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             ServerOptions options;
             try
             {
-                options = Resolve(parse.GetValue(config), parse.GetValue(listen), parse.GetValue(data), parse.GetValue(allowRemote), parse.GetValue(logLevel), parse.GetValue(allowedOrigins));
+                options = Resolve(parse.GetValue(config), parse.GetValue(listen), parse.GetValue(data), parse.GetValue(allowRemote), parse.GetValue(logLevel), parse.GetValue(allowedOrigins), parse.GetValue(insecureNoAuth));
                 options.Validate();
             }
             catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException or FileNotFoundException or InvalidDataException)
@@ -43,7 +45,7 @@ internal static class ServeCommand
     }
 
     /// <summary>Flags win over environment variables, which win over the config file, which wins over defaults.</summary>
-    internal static ServerOptions Resolve(string? configFlag, string? listenFlag, string? dataFlag, bool? allowRemoteFlag, string? logLevelFlag, string[]? allowedOriginsFlag = null)
+    internal static ServerOptions Resolve(string? configFlag, string? listenFlag, string? dataFlag, bool? allowRemoteFlag, string? logLevelFlag, string[]? allowedOriginsFlag = null, bool? insecureNoAuthFlag = null)
     {
         var configPath = configFlag ?? Environment.GetEnvironmentVariable("PARLEY_CONFIG");
         var explicitConfig = configPath is not null;
@@ -72,6 +74,20 @@ internal static class ServeCommand
         options.DataDir = dataFlag ?? configuration["data"] ?? options.DataDir;
         options.AllowRemote = allowRemoteFlag ?? ParseBool(configuration["allow_remote"], "allow_remote") ?? false;
         options.DurableCommits = ParseBool(configuration["durable_commits"], "durable_commits") ?? true;
+        options.InsecureNoAuth = insecureNoAuthFlag ?? ParseBool(configuration["insecure_no_auth"], "insecure_no_auth") ?? false;
+        var registration = configuration["identity:registration"];
+        if (registration is not null)
+        {
+            options.Identity.Registration = registration switch
+            {
+                "open" => RegistrationPolicy.Open,
+                "invite" => RegistrationPolicy.Invite,
+                "closed" => RegistrationPolicy.Closed,
+                _ => throw new ArgumentException($"identity registration must be open, invite or closed, not '{registration}'"),
+            };
+        }
+        options.Identity.AccessTokenLifetime = ParseSeconds(configuration["identity:access_token_lifetime_s"], "identity access_token_lifetime_s") ?? options.Identity.AccessTokenLifetime;
+        options.Identity.RefreshTokenLifetime = ParseSeconds(configuration["identity:refresh_token_lifetime_s"], "identity refresh_token_lifetime_s") ?? options.Identity.RefreshTokenLifetime;
         var level = logLevelFlag ?? configuration["log_level"];
         if (level is not null)
         {
@@ -97,6 +113,13 @@ internal static class ServeCommand
         "1" or "yes" or "on" => true,
         "0" or "no" or "off" => false,
         _ => throw new ArgumentException($"{name} must be true or false, not '{value}'"),
+    };
+
+    private static TimeSpan? ParseSeconds(string? value, string name) => value switch
+    {
+        null => null,
+        _ when long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0 => TimeSpan.FromSeconds(s),
+        _ => throw new ArgumentException($"{name} must be a positive number of seconds, not '{value}'"),
     };
 
     private static string DefaultConfigPath()
@@ -139,6 +162,8 @@ internal static class ServeCommand
                     ["database"] = host.DatabasePath,
                     ["log_file"] = host.LogFile,
                     ["version"] = ParleyServerHost.Version,
+                    ["auth"] = options.InsecureNoAuth ? "none" : "required",
+                    ["initial_owner_key_file"] = host.InitialOwnerKeyFile,
                 }));
             }
             else
@@ -147,6 +172,14 @@ internal static class ServeCommand
                 Console.WriteLine($"  socket:   {host.SocketUrl}");
                 Console.WriteLine($"  data dir: {options.DataDir}");
                 Console.WriteLine($"  log file: {host.LogFile ?? "(off)"}");
+                Console.WriteLine(options.InsecureNoAuth
+                    ? "  auth:     NONE (--insecure-no-auth): anyone who can reach this port connects as anonymous"
+                    : $"  auth:     required (access token or API key); registration: {options.Identity.Registration.ToString().ToLowerInvariant()}");
+                if (host.InitialOwnerKeyFile is { } keyFile)
+                {
+                    Console.WriteLine($"  New hub: an owner API key was written to {keyFile} (mode 0600).");
+                    Console.WriteLine("  Use it as a bearer token to administer the hub before anyone registers; the first user to register becomes owner.");
+                }
                 Console.WriteLine("Press Ctrl-C to stop.");
             }
             await host.WaitForShutdownAsync();

@@ -10,6 +10,18 @@ public sealed record ConnectionPrincipal(string Name, bool IsAuthenticated, IRea
 {
     /// <summary>An anonymous principal named after the connection.</summary>
     public static ConnectionPrincipal Anonymous(string connectionId) => new($"anon-{connectionId}", false, []);
+
+    /// <summary>False for read-only principals (guests, read-scoped keys): their pushes are refused with <c>forbidden</c>.</summary>
+    public bool CanWrite { get; init; } = true;
+
+    /// <summary>When the credential behind this connection expires (Unix ms), if it does.</summary>
+    public long? ExpiresAtMs { get; init; }
+
+    /// <summary>The API key behind this connection, if any (for revocation and logs; never the secret).</summary>
+    public string? CredentialId { get; init; }
+
+    /// <summary>Topics this connection may join (<c>*</c> wildcards), if restricted.</summary>
+    public string? TopicPattern { get; init; }
 }
 
 /// <summary>What the transport knows about a connection attempt.</summary>
@@ -20,17 +32,23 @@ public sealed record ConnectionPrincipal(string Name, bool IsAuthenticated, IRea
 public sealed record ConnectRequest(string ConnectionId, string? Token, string? RemoteAddress, IReadOnlyDictionary<string, string> Params);
 
 /// <summary>The decision on a connection attempt.</summary>
-public readonly record struct ConnectResult(ConnectionPrincipal? Principal, string? RejectReason)
+public readonly record struct ConnectResult(ConnectionPrincipal? Principal, string? RejectReason, bool Unauthenticated = false)
 {
     public static ConnectResult Accept(ConnectionPrincipal principal) => new(principal, null);
+
+    /// <summary>Refused for who it is (banned, revoked): HTTP 403.</summary>
     public static ConnectResult Reject(string reason) => new(null, reason);
+
+    /// <summary>Refused for lack of a valid credential (missing, malformed, expired): HTTP 401.</summary>
+    public static ConnectResult Unauthorized(string reason) => new(null, reason, Unauthenticated: true);
+
     public bool Accepted => Principal is not null;
 }
 
 /// <summary>
-/// Decides who a socket belongs to, at the upgrade. A rejection becomes HTTP 403 before the upgrade
-/// (phoenix.js then retries with backoff). The default accepts everyone as anonymous; the identity
-/// issue replaces it with token and API-key checks.
+/// Decides who a socket belongs to, at the upgrade. A rejection becomes HTTP 401 or 403 before the
+/// upgrade (phoenix.js then retries with backoff). <see cref="AnonymousConnectAuthenticator"/> accepts
+/// everyone (only for hubs started with <c>--insecure-no-auth</c>); Parley.Identity checks tokens and keys.
 /// </summary>
 public interface IConnectAuthenticator
 {

@@ -176,6 +176,11 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
 
     private async ValueTask PushMessageAsync(Connections.HubConnection connection, PhoenixMessage message, CancellationToken cancellationToken)
     {
+        if (!connection.Principal.CanWrite)
+        {
+            connection.ReplyError(message, ErrorReasons.Forbidden, "this connection is read-only (a guest, or a read-scoped API key)");
+            return;
+        }
         if (message.IsBinary)
         {
             connection.ReplyError(message, ErrorReasons.BinaryNotSupported, "send msg as JSON {body}");

@@ -59,7 +59,7 @@ internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILogg
         if (!result.Accepted)
         {
             ServerLog.ConnectRejected(_logger, remote, result.RejectReason ?? "rejected");
-            return AcceptDecision.Reject(StatusCodes.Status403Forbidden, result.RejectReason ?? "forbidden");
+            return AcceptDecision.Reject(result.Unauthenticated ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden, result.RejectReason ?? "forbidden");
         }
         return new AcceptDecision(StatusCodes.Status101SwitchingProtocols, null, upgrade, connectionId, result.Principal);
     }

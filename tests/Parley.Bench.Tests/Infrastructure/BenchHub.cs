@@ -29,6 +29,7 @@ public sealed class BenchHub : IAsyncLifetime
             DataDir = _dataDir,
             FileLogging = false,
             DurableCommits = false,
+            InsecureNoAuth = true, // the load generator connects anonymously
         };
         options.Log.Console = false;
         Configure(options.Hub);

@@ -98,7 +98,7 @@ public sealed class HubProcess : IAsyncDisposable
     /// <summary>Starts <c>parley serve --json</c> and waits for its listening line.</summary>
     public static async Task<HubProcess> StartAsync(string dataDir, int port, IDictionary<string, string>? environment = null)
     {
-        var process = Process.Start(StartInfo(["serve", "--listen", $"127.0.0.1:{port}", "--data", dataDir, "--json"], environment))!;
+        var process = Process.Start(StartInfo(["serve", "--listen", $"127.0.0.1:{port}", "--data", dataDir, "--json", "--insecure-no-auth"], environment))!;
         var hub = new HubProcess(process, new Uri($"http://127.0.0.1:{port}/"));
         process.ErrorDataReceived += (_, e) =>
         {

@@ -27,6 +27,8 @@ public sealed class TestHub : IAsyncDisposable
             FileLogging = fileLogging,
             // The page cache is enough to prove ordering and acks in-process; the crash test uses full sync.
             DurableCommits = false,
+            // Protocol tests connect anonymously; the identity tests turn authentication on.
+            InsecureNoAuth = true,
         };
         options.Log.Console = false;
         configure?.Invoke(options.Hub);

@@ -1,0 +1,84 @@
+namespace Parley.Identity;
+
+/// <summary>
+/// Where identities live. Implementations must not block the calling thread (callers include socket
+/// I/O threads: docs/architecture.md) and must make each method atomic.
+/// </summary>
+public interface IIdentityStore : IAsyncDisposable
+{
+    /// <summary>This hub's id (created with the store; it goes into every login signature and token).</summary>
+    string HubId { get; }
+
+    // ---- users and device keys ----
+
+    /// <summary>
+    /// Registers <paramref name="name"/> with one device key, in one transaction: the first user ever
+    /// becomes owner (no invite needed); otherwise an invite code is consumed atomically (its role is
+    /// granted), or without one the user gets <paramref name="openRole"/> (null when registration is
+    /// not open: <see cref="RegisterOutcome.InviteRequired"/> or <see cref="RegisterOutcome.RegistrationClosed"/>
+    /// per <paramref name="policy"/>).
+    /// </summary>
+    ValueTask<(RegisterOutcome Outcome, HubRole Role)> RegisterAsync(string name, DeviceKeyRecord key, string? inviteCode, RegistrationPolicy policy, long nowMs, CancellationToken cancellationToken = default);
+
+    ValueTask<UserRecord?> GetUserAsync(string name, CancellationToken cancellationToken = default);
+
+    ValueTask<IReadOnlyList<UserRecord>> ListUsersAsync(CancellationToken cancellationToken = default);
+
+    ValueTask<bool> SetRoleAsync(string name, HubRole role, CancellationToken cancellationToken = default);
+
+    /// <summary>Bans (a time) or unbans (null).</summary>
+    ValueTask<bool> SetBannedAsync(string name, long? bannedAtMs, CancellationToken cancellationToken = default);
+
+    /// <summary>The user's device keys that are not revoked.</summary>
+    ValueTask<IReadOnlyList<DeviceKeyRecord>> GetDeviceKeysAsync(string userName, CancellationToken cancellationToken = default);
+
+    // ---- API keys ----
+
+    ValueTask CreateApiKeyAsync(ApiKeyRecord key, CancellationToken cancellationToken = default);
+
+    ValueTask<ApiKeyRecord?> FindApiKeyByHashAsync(string hash, CancellationToken cancellationToken = default);
+
+    ValueTask<ApiKeyRecord?> GetApiKeyAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>Keys of one user, or all keys when <paramref name="userName"/> is null; revoked ones included.</summary>
+    ValueTask<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(string? userName, CancellationToken cancellationToken = default);
+
+    ValueTask<bool> RevokeApiKeyAsync(string id, long nowMs, CancellationToken cancellationToken = default);
+
+    ValueTask<int> CountApiKeysAsync(CancellationToken cancellationToken = default);
+
+    // ---- refresh tokens ----
+
+    ValueTask StoreRefreshTokenAsync(RefreshTokenRecord token, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Uses a refresh token once, atomically. A token presented a second time (or after revocation)
+    /// revokes every token of its family and returns <see cref="RefreshOutcome.Reused"/>.
+    /// </summary>
+    ValueTask<(RefreshOutcome Outcome, RefreshTokenRecord? Token)> UseRefreshTokenAsync(string hash, long nowMs, CancellationToken cancellationToken = default);
+
+    /// <summary>Revokes every refresh token of a user (ban, revoke-user).</summary>
+    ValueTask RevokeRefreshTokensAsync(string userName, long nowMs, CancellationToken cancellationToken = default);
+
+    // ---- invites ----
+
+    ValueTask CreateInviteAsync(InviteRecord invite, CancellationToken cancellationToken = default);
+
+    ValueTask<IReadOnlyList<InviteRecord>> ListInvitesAsync(CancellationToken cancellationToken = default);
+
+    ValueTask<bool> RevokeInviteAsync(string code, long nowMs, CancellationToken cancellationToken = default);
+
+    // ---- audit ----
+
+    ValueTask AppendAuditAsync(AuditEntry entry, CancellationToken cancellationToken = default);
+
+    /// <summary>Entries with <c>seq &gt; afterSeq</c>, oldest first.</summary>
+    ValueTask<IReadOnlyList<AuditEntry>> ReadAuditAsync(long afterSeq, int limit, CancellationToken cancellationToken = default);
+
+    // ---- signing keys ----
+
+    /// <summary>Every signing key, newest first.</summary>
+    ValueTask<IReadOnlyList<SigningKeyRecord>> GetSigningKeysAsync(CancellationToken cancellationToken = default);
+
+    ValueTask AddSigningKeyAsync(SigningKeyRecord key, CancellationToken cancellationToken = default);
+}

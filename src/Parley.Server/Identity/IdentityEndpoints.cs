@@ -1,0 +1,382 @@
+using System.Buffers.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Parley.Identity;
+
+namespace Parley.Server.Identity;
+
+/// <summary>
+/// The identity HTTP API under <c>/api</c> (docs/security.md, docs/protocol.md §Identity): registration,
+/// challenge-response login, token refresh, API keys, invites and the audit log. Requests and replies
+/// are JSON; errors are <c>{"error": code, "message": what to do}</c> with a fitting status.
+/// Authenticated calls carry <c>Authorization: Bearer &lt;access token or API key&gt;</c>.
+/// </summary>
+// ASP0016 misreads the inner handler lambdas (JsonElement → Task<(status, writer)>) as request delegates.
+#pragma warning disable ASP0016
+internal static class IdentityEndpoints
+{
+    private const long MaxBodyBytes = 64 * 1024;
+
+    public static void Map(IEndpointRouteBuilder app, IdentityService identity)
+    {
+        app.MapPost("/api/register", context => HandleAsync(context, async body =>
+        {
+            var name = RequiredString(body, "name");
+            var publicKey = RequiredBase64Url(body, "public_key");
+            var (role, keyId) = await identity.RegisterAsync(name, publicKey, OptionalString(body, "label"), OptionalString(body, "invite"), Address(context), context.RequestAborted);
+            return (StatusCodes.Status201Created, w =>
+            {
+                w.WriteString("name", name);
+                w.WriteString("role", HubRoles.Name(role));
+                w.WriteString("key_id", keyId);
+                w.WriteString("hub_id", identity.HubId);
+            });
+        }));
+
+        app.MapPost("/api/auth/challenge", context => HandleAsync(context, body =>
+        {
+            var challenge = identity.IssueChallenge(RequiredString(body, "name"), Address(context));
+            return Task.FromResult<(int, Action<Utf8JsonWriter>)>((StatusCodes.Status200OK, w =>
+            {
+                w.WriteString("nonce", challenge.Nonce);
+                w.WriteString("hub_id", challenge.HubId);
+                w.WriteNumber("expires_at", challenge.ExpiresAtMs);
+            }));
+        }));
+
+        app.MapPost("/api/auth/login", context => HandleAsync(context, async body =>
+        {
+            var pair = await identity.LoginAsync(RequiredString(body, "name"), RequiredString(body, "nonce"), RequiredInt64(body, "timestamp"),
+                RequiredBase64Url(body, "signature"), Address(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, TokenWriter(pair));
+        }));
+
+        app.MapPost("/api/auth/refresh", context => HandleAsync(context, async body =>
+        {
+            var pair = await identity.RefreshAsync(RequiredString(body, "refresh_token"), Address(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, TokenWriter(pair));
+        }));
+
+        app.MapGet("/api/whoami", context => HandleAuthenticatedAsync(context, identity, readBody: false, (caller, _) =>
+            Task.FromResult<(int, Action<Utf8JsonWriter>)>((StatusCodes.Status200OK, w =>
+            {
+                w.WriteString("name", caller.Name);
+                w.WriteString("role", HubRoles.Name(caller.Role));
+                w.WriteString("hub_id", identity.HubId);
+                if (caller.ApiKeyId is not null)
+                {
+                    w.WriteString("api_key_id", caller.ApiKeyId);
+                }
+                if (caller.ExpiresAtMs is { } expires)
+                {
+                    w.WriteNumber("expires_at", expires);
+                }
+            }))));
+
+        app.MapPost("/api/keys", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
+        {
+            var scopeName = OptionalString(body, "scope") ?? "write";
+            if (!ApiKeyScopes.TryParse(scopeName, out var scope))
+            {
+                throw Bad("invalid_scope", "scope is read, write or admin");
+            }
+            var expiresIn = OptionalInt64(body, "expires_in_s");
+            var (key, secret) = await identity.CreateApiKeyAsync(caller, RequiredString(body, "name"), scope, OptionalString(body, "topics"),
+                expiresIn is { } s ? TimeSpan.FromSeconds(s) : null, OptionalString(body, "user") ?? caller.UserName, context.RequestAborted);
+            return (StatusCodes.Status201Created, w =>
+            {
+                w.WriteString("key", secret);
+                WriteKey(w, key);
+            });
+        }));
+
+        app.MapGet("/api/keys", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            var keys = await identity.ListApiKeysAsync(caller, context.RequestAborted);
+            return (StatusCodes.Status200OK, w =>
+            {
+                w.WriteStartArray("keys");
+                foreach (var key in keys)
+                {
+                    w.WriteStartObject();
+                    WriteKey(w, key);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+        }));
+
+        app.MapDelete("/api/keys/{id}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.RevokeApiKeyAsync(caller, (string)context.Request.RouteValues["id"]!, context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("revoked", true));
+        }));
+
+        app.MapPost("/api/invites", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
+        {
+            var roleName = OptionalString(body, "role") ?? "member";
+            if (!HubRoles.TryParse(roleName, out var role))
+            {
+                throw Bad("invalid_role", "role is guest, member or admin");
+            }
+            var expiresIn = OptionalInt64(body, "expires_in_s");
+            var invite = await identity.CreateInviteAsync(caller, role, (int)(OptionalInt64(body, "max_uses") ?? 1),
+                expiresIn is { } s ? TimeSpan.FromSeconds(s) : null, context.RequestAborted);
+            return (StatusCodes.Status201Created, w => WriteInvite(w, invite));
+        }));
+
+        app.MapGet("/api/invites", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            var invites = await identity.ListInvitesAsync(caller, context.RequestAborted);
+            return (StatusCodes.Status200OK, w =>
+            {
+                w.WriteStartArray("invites");
+                foreach (var invite in invites)
+                {
+                    w.WriteStartObject();
+                    WriteInvite(w, invite);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+        }));
+
+        app.MapDelete("/api/invites/{code}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.RevokeInviteAsync(caller, (string)context.Request.RouteValues["code"]!, context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("revoked", true));
+        }));
+
+        app.MapGet("/api/audit", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            var after = long.TryParse(context.Request.Query["after"], out var a) ? a : 0;
+            var limit = int.TryParse(context.Request.Query["limit"], out var l) ? l : 100;
+            var entries = await identity.ReadAuditAsync(caller, after, limit, context.RequestAborted);
+            return (StatusCodes.Status200OK, w =>
+            {
+                w.WriteStartArray("entries");
+                foreach (var e in entries)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("seq", e.Seq);
+                    w.WriteNumber("ts", e.TimestampMs);
+                    w.WriteString("event", e.Event);
+                    WriteOptional(w, "actor", e.Actor);
+                    WriteOptional(w, "subject", e.Subject);
+                    WriteOptional(w, "address", e.Address);
+                    WriteOptional(w, "detail", e.Detail);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+        }));
+    }
+
+    // ---- request plumbing ----
+
+    private static Task HandleAsync(HttpContext context, Func<JsonElement, Task<(int Status, Action<Utf8JsonWriter> Write)>> handle) =>
+        RunAsync(context, async () =>
+        {
+            using var body = await ReadBodyAsync(context);
+            return await handle(body.RootElement);
+        });
+
+    private static Task HandleAuthenticatedAsync(HttpContext context, IdentityService identity, bool readBody, Func<Caller, JsonElement, Task<(int Status, Action<Utf8JsonWriter> Write)>> handle) =>
+        RunAsync(context, async () =>
+        {
+            var header = context.Request.Headers.Authorization.ToString();
+            var token = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim() : null;
+            var (caller, error) = await identity.AuthenticateAsync(token, context.RequestAborted);
+            if (caller is null)
+            {
+                throw error switch
+                {
+                    "missing" => new IdentityException(IdentityErrorKind.Unauthorized, "unauthenticated", "send Authorization: Bearer <access token or API key>"),
+                    "expired" => new IdentityException(IdentityErrorKind.Unauthorized, "token_expired", "the access token expired: refresh it"),
+                    "revoked" => new IdentityException(IdentityErrorKind.Forbidden, "revoked", "this key was revoked"),
+                    "banned" => new IdentityException(IdentityErrorKind.Forbidden, "banned", "this user is banned"),
+                    _ => new IdentityException(IdentityErrorKind.Unauthorized, "invalid_token", "the credential is not valid: log in again or use a valid API key"),
+                };
+            }
+            if (!readBody)
+            {
+                return await handle(caller, default);
+            }
+            using var body = await ReadBodyAsync(context);
+            return await handle(caller, body.RootElement);
+        });
+
+    private static async Task RunAsync(HttpContext context, Func<Task<(int Status, Action<Utf8JsonWriter> Write)>> run)
+    {
+        int status;
+        Action<Utf8JsonWriter> write;
+        string? retryAfter = null;
+        try
+        {
+            (status, write) = await run();
+        }
+        catch (IdentityException ex)
+        {
+            status = ex.Kind switch
+            {
+                IdentityErrorKind.Unauthorized => StatusCodes.Status401Unauthorized,
+                IdentityErrorKind.Forbidden => StatusCodes.Status403Forbidden,
+                IdentityErrorKind.NotFound => StatusCodes.Status404NotFound,
+                IdentityErrorKind.Conflict => StatusCodes.Status409Conflict,
+                IdentityErrorKind.Gone => StatusCodes.Status410Gone,
+                IdentityErrorKind.TooManyRequests => StatusCodes.Status429TooManyRequests,
+                _ => StatusCodes.Status400BadRequest,
+            };
+            retryAfter = ex.RetryAfterSeconds?.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            write = w =>
+            {
+                w.WriteString("error", ex.Code);
+                w.WriteString("message", ex.Message);
+                if (ex.RetryAfterSeconds is { } s)
+                {
+                    w.WriteNumber("retry_after_s", s);
+                }
+            };
+        }
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        context.Response.Headers.CacheControl = "no-store";
+        if (status == StatusCodes.Status401Unauthorized)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+        }
+        if (retryAfter is not null)
+        {
+            context.Response.Headers.RetryAfter = retryAfter;
+        }
+        await using var writer = new Utf8JsonWriter(context.Response.Body);
+        writer.WriteStartObject();
+        write(writer);
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted);
+    }
+
+    private static async Task<JsonDocument> ReadBodyAsync(HttpContext context)
+    {
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = MaxBodyBytes;
+        }
+        if (context.Request.ContentLength is > MaxBodyBytes)
+        {
+            throw Bad("too_large", "the request body is over 64 KiB");
+        }
+        try
+        {
+            var document = await JsonDocument.ParseAsync(context.Request.Body, new JsonDocumentOptions { MaxDepth = 16 }, context.RequestAborted);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                document.Dispose();
+                throw Bad("invalid_json", "the request body must be a JSON object");
+            }
+            return document;
+        }
+        catch (JsonException)
+        {
+            throw Bad("invalid_json", "the request body is not valid JSON");
+        }
+        catch (BadHttpRequestException)
+        {
+            throw Bad("too_large", "the request body is over 64 KiB");
+        }
+    }
+
+    private static string? Address(HttpContext context) => context.Connection.RemoteIpAddress?.ToString();
+
+    private static IdentityException Bad(string code, string message) => new(IdentityErrorKind.BadRequest, code, message);
+
+    private static string RequiredString(JsonElement body, string name) =>
+        OptionalString(body, name) ?? throw Bad("invalid_request", $"'{name}' is required (a string)");
+
+    private static string? OptionalString(JsonElement body, string name)
+    {
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Bad("invalid_request", $"'{name}' must be a string");
+    }
+
+    private static long RequiredInt64(JsonElement body, string name) =>
+        OptionalInt64(body, name) ?? throw Bad("invalid_request", $"'{name}' is required (an integer)");
+
+    private static long? OptionalInt64(JsonElement body, string name)
+    {
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var n) ? n : throw Bad("invalid_request", $"'{name}' must be an integer");
+    }
+
+    private static byte[] RequiredBase64Url(JsonElement body, string name)
+    {
+        var text = RequiredString(body, name);
+        if (text.Length > 1024 || !Base64Url.IsValid(text))
+        {
+            throw Bad("invalid_request", $"'{name}' must be base64url");
+        }
+        return Base64Url.DecodeFromChars(text);
+    }
+
+    // ---- response shapes ----
+
+    private static Action<Utf8JsonWriter> TokenWriter(TokenPair pair) => w =>
+    {
+        w.WriteString("token_type", "Bearer");
+        w.WriteString("access_token", pair.AccessToken);
+        w.WriteNumber("expires_at", pair.AccessExpiresAtMs);
+        w.WriteString("refresh_token", pair.RefreshToken);
+        w.WriteNumber("refresh_expires_at", pair.RefreshExpiresAtMs);
+        w.WriteString("name", pair.UserName);
+        w.WriteString("role", HubRoles.Name(pair.Role));
+    };
+
+    private static void WriteKey(Utf8JsonWriter w, ApiKeyRecord key)
+    {
+        w.WriteString("id", key.Id);
+        w.WriteString("name", key.Name);
+        WriteOptional(w, "user", key.UserName);
+        w.WriteString("scope", ApiKeyScopes.Name(key.Scope));
+        WriteOptional(w, "topics", key.TopicPattern);
+        w.WriteNumber("created_at", key.CreatedAtMs);
+        if (key.ExpiresAtMs is { } e)
+        {
+            w.WriteNumber("expires_at", e);
+        }
+        if (key.RevokedAtMs is { } r)
+        {
+            w.WriteNumber("revoked_at", r);
+        }
+    }
+
+    private static void WriteInvite(Utf8JsonWriter w, InviteRecord invite)
+    {
+        w.WriteString("code", invite.Code);
+        w.WriteString("role", HubRoles.Name(invite.Role));
+        w.WriteNumber("max_uses", invite.MaxUses);
+        w.WriteNumber("used", invite.UsedCount);
+        w.WriteString("created_by", invite.CreatedBy);
+        w.WriteNumber("expires_at", invite.ExpiresAtMs);
+        if (invite.RevokedAtMs is { } r)
+        {
+            w.WriteNumber("revoked_at", r);
+        }
+    }
+
+    private static void WriteOptional(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is not null)
+        {
+            w.WriteString(name, value);
+        }
+    }
+}

@@ -1,0 +1,371 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+using Parley.Identity;
+using Parley.Identity.Crypto;
+
+namespace Parley.Storage.Sqlite.Identity;
+
+/// <summary>
+/// Identities in their own SQLite file (<c>identity.db</c> beside the history), so security writes never
+/// wait behind the message writer. One connection, one operation at a time, each on the thread pool
+/// (callers may be socket I/O threads) and each in its own transaction; WAL with <c>synchronous=FULL</c>.
+/// Secrets are stored only as SHA-256 hashes; signing keys are stored as they are (the file is created
+/// mode 0600: see docs/security.md).
+/// </summary>
+public sealed class SqliteIdentityStore : IIdentityStore
+{
+    private const int SchemaVersion = 1;
+
+    private const string SchemaSql = """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, created_at INTEGER NOT NULL, banned_at INTEGER);
+        CREATE TABLE IF NOT EXISTS device_keys (
+            id TEXT PRIMARY KEY, user_name TEXT NOT NULL REFERENCES users(name), public_key BLOB NOT NULL UNIQUE,
+            label TEXT, created_at INTEGER NOT NULL, revoked_at INTEGER);
+        CREATE INDEX IF NOT EXISTS device_keys_user ON device_keys(user_name);
+        CREATE TABLE IF NOT EXISTS api_keys (
+            id TEXT PRIMARY KEY, name TEXT NOT NULL, user_name TEXT, role TEXT NOT NULL, scope TEXT NOT NULL,
+            topics TEXT, hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER,
+            revoked_at INTEGER, created_by TEXT);
+        CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user_name);
+        CREATE TABLE IF NOT EXISTS refresh_tokens (
+            hash TEXT PRIMARY KEY, family TEXT NOT NULL, user_name TEXT NOT NULL, created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL, used_at INTEGER, revoked_at INTEGER);
+        CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family);
+        CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(user_name);
+        CREATE TABLE IF NOT EXISTS invites (
+            code TEXT PRIMARY KEY, role TEXT NOT NULL, max_uses INTEGER NOT NULL, used_count INTEGER NOT NULL DEFAULT 0,
+            created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, revoked_at INTEGER);
+        CREATE TABLE IF NOT EXISTS audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, event TEXT NOT NULL, actor TEXT,
+            subject TEXT, address TEXT, detail TEXT);
+        CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, secret BLOB NOT NULL, created_at INTEGER NOT NULL);
+        CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """;
+
+    private readonly SqliteConnection _connection;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private bool _disposed;
+
+    private SqliteIdentityStore(SqliteConnection connection, string hubId)
+    {
+        _connection = connection;
+        HubId = hubId;
+    }
+
+    public string HubId { get; }
+
+    /// <summary>Opens (creating if needed) the identity database at <paramref name="path"/>.</summary>
+    public static async Task<SqliteIdentityStore> OpenAsync(string path, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        await Task.Yield();
+        var fresh = !File.Exists(path);
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, Mode = SqliteOpenMode.ReadWriteCreate }.ToString());
+        try
+        {
+            connection.Open();
+            if (fresh && !OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+            Execute(connection, "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+            string hubId;
+            using (var tx = connection.BeginTransaction(deferred: false))
+            {
+                Execute(connection, SchemaSql);
+                var version = ReadMeta(connection, "schema_version");
+                if (version is not null && version != SchemaVersion.ToString(CultureInfo.InvariantCulture))
+                {
+                    throw new NotSupportedException($"The identity database has schema version {version}; this build supports version {SchemaVersion}.");
+                }
+                hubId = ReadMeta(connection, "hub_id") ?? "hub_" + Secrets.RandomBase64Url(12);
+                WriteMeta(connection, "hub_id", hubId);
+                WriteMeta(connection, "schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
+                tx.Commit();
+            }
+            return new SqliteIdentityStore(connection, hubId);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    // ---- users ----
+
+    public ValueTask<(RegisterOutcome Outcome, HubRole Role)> RegisterAsync(string name, DeviceKeyRecord key, string? inviteCode, RegistrationPolicy policy, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c =>
+        {
+            using var tx = c.BeginTransaction(deferred: false);
+            if (Scalar(c, "SELECT 1 FROM users WHERE name = $n", ("$n", name)) is not null)
+            {
+                return (RegisterOutcome.NameTaken, HubRole.Guest);
+            }
+            if (Scalar(c, "SELECT 1 FROM device_keys WHERE public_key = $k", ("$k", key.PublicKey)) is not null)
+            {
+                return (RegisterOutcome.KeyTaken, HubRole.Guest);
+            }
+            HubRole role;
+            var first = Scalar(c, "SELECT 1 FROM users LIMIT 1") is null;
+            if (first)
+            {
+                role = HubRole.Owner;
+            }
+            else if (inviteCode is not null)
+            {
+                // Atomic consume: the WHERE clause is the whole check, so two racing claims of a one-use
+                // code cannot both get a row back.
+                var granted = Scalar(c, """
+                    UPDATE invites SET used_count = used_count + 1
+                    WHERE code = $c AND revoked_at IS NULL AND expires_at > $now AND used_count < max_uses
+                    RETURNING role
+                    """, ("$c", inviteCode), ("$now", nowMs)) as string;
+                if (granted is null)
+                {
+                    return (InviteFailure(c, inviteCode, nowMs), HubRole.Guest);
+                }
+                role = HubRoles.Parse(granted);
+            }
+            else if (policy == RegistrationPolicy.Open)
+            {
+                role = HubRole.Member;
+            }
+            else
+            {
+                return (policy == RegistrationPolicy.Closed ? RegisterOutcome.RegistrationClosed : RegisterOutcome.InviteRequired, HubRole.Guest);
+            }
+            NonQuery(c, "INSERT INTO users (name, role, created_at) VALUES ($n, $r, $t)", ("$n", name), ("$r", HubRoles.Name(role)), ("$t", nowMs));
+            NonQuery(c, "INSERT INTO device_keys (id, user_name, public_key, label, created_at) VALUES ($id, $n, $k, $l, $t)",
+                ("$id", key.Id), ("$n", name), ("$k", key.PublicKey), ("$l", key.Label), ("$t", key.CreatedAtMs));
+            tx.Commit();
+            return (RegisterOutcome.Registered, role);
+        }, cancellationToken);
+
+    private static RegisterOutcome InviteFailure(SqliteConnection c, string code, long nowMs)
+    {
+        using var command = Command(c, "SELECT revoked_at, expires_at, used_count, max_uses FROM invites WHERE code = $c", ("$c", code));
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+        {
+            return RegisterOutcome.InviteNotFound;
+        }
+        if (!reader.IsDBNull(0))
+        {
+            return RegisterOutcome.InviteRevoked;
+        }
+        if (reader.GetInt64(1) <= nowMs)
+        {
+            return RegisterOutcome.InviteExpired;
+        }
+        return RegisterOutcome.InviteExhausted;
+    }
+
+    public ValueTask<UserRecord?> GetUserAsync(string name, CancellationToken cancellationToken = default) =>
+        RunAsync(c => Query(c, "SELECT name, role, created_at, banned_at FROM users WHERE name = $n", ReadUser, ("$n", name)).FirstOrDefault(), cancellationToken);
+
+    public ValueTask<IReadOnlyList<UserRecord>> ListUsersAsync(CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<UserRecord>>(c => Query(c, "SELECT name, role, created_at, banned_at FROM users ORDER BY name", ReadUser), cancellationToken);
+
+    public ValueTask<bool> SetRoleAsync(string name, HubRole role, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "UPDATE users SET role = $r WHERE name = $n", ("$r", HubRoles.Name(role)), ("$n", name)) > 0, cancellationToken);
+
+    public ValueTask<bool> SetBannedAsync(string name, long? bannedAtMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "UPDATE users SET banned_at = $b WHERE name = $n", ("$b", bannedAtMs), ("$n", name)) > 0, cancellationToken);
+
+    public ValueTask<IReadOnlyList<DeviceKeyRecord>> GetDeviceKeysAsync(string userName, CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<DeviceKeyRecord>>(c => Query(c,
+            "SELECT id, user_name, public_key, label, created_at, revoked_at FROM device_keys WHERE user_name = $n AND revoked_at IS NULL ORDER BY created_at",
+            static r => new DeviceKeyRecord(r.GetString(0), r.GetString(1), (byte[])r.GetValue(2), r.IsDBNull(3) ? null : r.GetString(3), r.GetInt64(4), r.IsDBNull(5) ? null : r.GetInt64(5)),
+            ("$n", userName)), cancellationToken);
+
+    // ---- API keys ----
+
+    private const string ApiKeyColumns = "id, name, user_name, role, scope, topics, hash, created_at, expires_at, revoked_at, created_by";
+
+    public ValueTask CreateApiKeyAsync(ApiKeyRecord key, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, $"INSERT INTO api_keys ({ApiKeyColumns}) VALUES ($id, $name, $user, $role, $scope, $topics, $hash, $created, $expires, NULL, $by)",
+            ("$id", key.Id), ("$name", key.Name), ("$user", key.UserName), ("$role", HubRoles.Name(key.Role)), ("$scope", ApiKeyScopes.Name(key.Scope)),
+            ("$topics", key.TopicPattern), ("$hash", key.Hash), ("$created", key.CreatedAtMs), ("$expires", key.ExpiresAtMs), ("$by", key.CreatedBy)), cancellationToken);
+
+    public ValueTask<ApiKeyRecord?> FindApiKeyByHashAsync(string hash, CancellationToken cancellationToken = default) =>
+        RunAsync(c => Query(c, $"SELECT {ApiKeyColumns} FROM api_keys WHERE hash = $h", ReadApiKey, ("$h", hash)).FirstOrDefault(), cancellationToken);
+
+    public ValueTask<ApiKeyRecord?> GetApiKeyAsync(string id, CancellationToken cancellationToken = default) =>
+        RunAsync(c => Query(c, $"SELECT {ApiKeyColumns} FROM api_keys WHERE id = $id", ReadApiKey, ("$id", id)).FirstOrDefault(), cancellationToken);
+
+    public ValueTask<IReadOnlyList<ApiKeyRecord>> ListApiKeysAsync(string? userName, CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<ApiKeyRecord>>(c => userName is null
+            ? Query(c, $"SELECT {ApiKeyColumns} FROM api_keys ORDER BY created_at", ReadApiKey)
+            : Query(c, $"SELECT {ApiKeyColumns} FROM api_keys WHERE user_name = $u ORDER BY created_at", ReadApiKey, ("$u", userName)), cancellationToken);
+
+    public ValueTask<bool> RevokeApiKeyAsync(string id, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "UPDATE api_keys SET revoked_at = $t WHERE id = $id AND revoked_at IS NULL", ("$t", nowMs), ("$id", id)) > 0, cancellationToken);
+
+    public ValueTask<int> CountApiKeysAsync(CancellationToken cancellationToken = default) =>
+        RunAsync(c => Convert.ToInt32(Scalar(c, "SELECT COUNT(*) FROM api_keys"), CultureInfo.InvariantCulture), cancellationToken);
+
+    // ---- refresh tokens ----
+
+    public ValueTask StoreRefreshTokenAsync(RefreshTokenRecord token, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, "INSERT INTO refresh_tokens (hash, family, user_name, created_at, expires_at) VALUES ($h, $f, $u, $c, $e)",
+            ("$h", token.Hash), ("$f", token.Family), ("$u", token.UserName), ("$c", token.CreatedAtMs), ("$e", token.ExpiresAtMs)), cancellationToken);
+
+    public ValueTask<(RefreshOutcome Outcome, RefreshTokenRecord? Token)> UseRefreshTokenAsync(string hash, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c =>
+        {
+            using var tx = c.BeginTransaction(deferred: false);
+            var token = Query(c, "SELECT hash, family, user_name, created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = $h",
+                static r => (Record: new RefreshTokenRecord(r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4)), Used: !r.IsDBNull(5) || !r.IsDBNull(6)),
+                ("$h", hash)).FirstOrDefault();
+            if (token.Record is null)
+            {
+                return (RefreshOutcome.Invalid, (RefreshTokenRecord?)null);
+            }
+            if (token.Used)
+            {
+                // Presented again: someone else holds a copy. End the whole login (family).
+                NonQuery(c, "UPDATE refresh_tokens SET revoked_at = $t WHERE family = $f AND revoked_at IS NULL", ("$t", nowMs), ("$f", token.Record.Family));
+                tx.Commit();
+                return (RefreshOutcome.Reused, token.Record);
+            }
+            if (token.Record.ExpiresAtMs <= nowMs)
+            {
+                return (RefreshOutcome.Invalid, token.Record);
+            }
+            NonQuery(c, "UPDATE refresh_tokens SET used_at = $t WHERE hash = $h", ("$t", nowMs), ("$h", hash));
+            // Used tokens past their expiry are kept no longer than needed for reuse detection.
+            NonQuery(c, "DELETE FROM refresh_tokens WHERE expires_at <= $t", ("$t", nowMs));
+            tx.Commit();
+            return (RefreshOutcome.Rotated, token.Record);
+        }, cancellationToken);
+
+    public ValueTask RevokeRefreshTokensAsync(string userName, long nowMs, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, "UPDATE refresh_tokens SET revoked_at = $t WHERE user_name = $u AND revoked_at IS NULL", ("$t", nowMs), ("$u", userName)), cancellationToken);
+
+    // ---- invites ----
+
+    public ValueTask CreateInviteAsync(InviteRecord invite, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, "INSERT INTO invites (code, role, max_uses, used_count, created_by, created_at, expires_at) VALUES ($c, $r, $m, 0, $by, $t, $e)",
+            ("$c", invite.Code), ("$r", HubRoles.Name(invite.Role)), ("$m", invite.MaxUses), ("$by", invite.CreatedBy), ("$t", invite.CreatedAtMs), ("$e", invite.ExpiresAtMs)), cancellationToken);
+
+    public ValueTask<IReadOnlyList<InviteRecord>> ListInvitesAsync(CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<InviteRecord>>(c => Query(c, "SELECT code, role, max_uses, used_count, created_by, created_at, expires_at, revoked_at FROM invites ORDER BY created_at",
+            static r => new InviteRecord(r.GetString(0), HubRoles.Parse(r.GetString(1)), r.GetInt32(2), r.GetInt32(3), r.GetString(4), r.GetInt64(5), r.GetInt64(6), r.IsDBNull(7) ? null : r.GetInt64(7))), cancellationToken);
+
+    public ValueTask<bool> RevokeInviteAsync(string code, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "UPDATE invites SET revoked_at = $t WHERE code = $c AND revoked_at IS NULL", ("$t", nowMs), ("$c", code)) > 0, cancellationToken);
+
+    // ---- audit ----
+
+    public ValueTask AppendAuditAsync(AuditEntry entry, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, "INSERT INTO audit (ts, event, actor, subject, address, detail) VALUES ($t, $e, $a, $s, $ad, $d)",
+            ("$t", entry.TimestampMs), ("$e", entry.Event), ("$a", entry.Actor), ("$s", entry.Subject), ("$ad", entry.Address), ("$d", entry.Detail)), cancellationToken);
+
+    public ValueTask<IReadOnlyList<AuditEntry>> ReadAuditAsync(long afterSeq, int limit, CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<AuditEntry>>(c => Query(c, "SELECT seq, ts, event, actor, subject, address, detail FROM audit WHERE seq > $a ORDER BY seq LIMIT $l",
+            static r => new AuditEntry(r.GetInt64(0), r.GetInt64(1), r.GetString(2), NullableString(r, 3), NullableString(r, 4), NullableString(r, 5), NullableString(r, 6)),
+            ("$a", afterSeq), ("$l", limit)), cancellationToken);
+
+    // ---- signing keys ----
+
+    public ValueTask<IReadOnlyList<SigningKeyRecord>> GetSigningKeysAsync(CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<SigningKeyRecord>>(c => Query(c, "SELECT kid, secret, created_at FROM signing_keys ORDER BY created_at DESC, kid",
+            static r => new SigningKeyRecord(r.GetString(0), (byte[])r.GetValue(1), r.GetInt64(2))), cancellationToken);
+
+    public ValueTask AddSigningKeyAsync(SigningKeyRecord key, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($k, $s, $t)", ("$k", key.Kid), ("$s", key.Secret), ("$t", key.CreatedAtMs)), cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (!_disposed)
+            {
+                _disposed = true;
+                await _connection.DisposeAsync();
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    // ---- plumbing ----
+
+    // One operation at a time, on the thread pool: callers never wait on disk on their own thread.
+    private async ValueTask<T> RunAsync<T>(Func<SqliteConnection, T> work, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return await Task.Run(() => work(_connection), cancellationToken);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async ValueTask RunVoidAsync(Func<SqliteConnection, int> work, CancellationToken cancellationToken) =>
+        await RunAsync(work, cancellationToken);
+
+    private static UserRecord ReadUser(SqliteDataReader r) =>
+        new(r.GetString(0), HubRoles.Parse(r.GetString(1)), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetInt64(3));
+
+    private static ApiKeyRecord ReadApiKey(SqliteDataReader r) =>
+        new(r.GetString(0), r.GetString(1), NullableString(r, 2), HubRoles.Parse(r.GetString(3)),
+            ApiKeyScopes.TryParse(r.GetString(4), out var scope) ? scope : ApiKeyScope.Read, NullableString(r, 5), r.GetString(6), r.GetInt64(7),
+            r.IsDBNull(8) ? null : r.GetInt64(8), r.IsDBNull(9) ? null : r.GetInt64(9), NullableString(r, 10));
+
+    private static string? NullableString(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    private static SqliteCommand Command(SqliteConnection c, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = c.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+        return command;
+    }
+
+    private static int NonQuery(SqliteConnection c, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(c, sql, parameters);
+        return command.ExecuteNonQuery();
+    }
+
+    private static object? Scalar(SqliteConnection c, string sql, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(c, sql, parameters);
+        var value = command.ExecuteScalar();
+        return value is DBNull ? null : value;
+    }
+
+    private static List<T> Query<T>(SqliteConnection c, string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
+    {
+        using var command = Command(c, sql, parameters);
+        using var reader = command.ExecuteReader();
+        var list = new List<T>();
+        while (reader.Read())
+        {
+            list.Add(read(reader));
+        }
+        return list;
+    }
+
+    private static void Execute(SqliteConnection c, string sql) => NonQuery(c, sql);
+
+    private static string? ReadMeta(SqliteConnection c, string key) => Scalar(c, "SELECT value FROM meta WHERE key = $k", ("$k", key)) as string;
+
+    private static void WriteMeta(SqliteConnection c, string key, string value) =>
+        NonQuery(c, "INSERT INTO meta (key, value) VALUES ($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("$k", key), ("$v", value));
+}
