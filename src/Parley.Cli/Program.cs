@@ -11,6 +11,8 @@ public static class Program
         var root = new RootCommand("Parley: a self-hosted real-time hub where agents, services and people share live channels.")
         {
             ServeCommand.Create(),
+            IdentityCommands.Register(),
+            IdentityCommands.Login(),
             BenchCommand.Create(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.

@@ -26,6 +26,12 @@ internal static partial class HubLog
     [LoggerMessage(106, LogLevel.Information, "Connection {ConnectionId} idle for {IdleMs} ms; closing")]
     public static partial void IdleClose(ILogger logger, string connectionId, long idleMs);
 
+    [LoggerMessage(112, LogLevel.Information, "Connection {ConnectionId} of {Name}: credential expired; closing with 4401")]
+    public static partial void CredentialExpired(ILogger logger, string connectionId, string name);
+
+    [LoggerMessage(113, LogLevel.Information, "Connection {ConnectionId} of {Name}: closing with {Code} ({Reason})")]
+    public static partial void ClosedByPolicy(ILogger logger, string connectionId, string name, ushort code, string reason);
+
     [LoggerMessage(108, LogLevel.Error, "Replay of {Topic} failed on connection {ConnectionId}; sent phx_error so the client rejoins")]
     public static partial void ReplayFailed(ILogger logger, string topic, string connectionId, Exception exception);
 

@@ -37,6 +37,12 @@ public sealed class HubOptions
     /// <summary>A socket that sends nothing for this long is closed with 4000. Default 60 s (clients heartbeat every 30 s).</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// How long before a socket's credential expires the hub pushes <c>token_expired</c> on <c>hub:lobby</c>;
+    /// at expiry the socket is closed with 4401 unless the client refreshed in-band. Default 60 s.
+    /// </summary>
+    public TimeSpan TokenExpiryWarning { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Bytes a connection may have queued for sending; overflow closes it with 4008 "slow consumer". Default 4 MiB.</summary>
     public int MaxOutboundQueueBytes { get; set; } = 4 * 1024 * 1024;
 
@@ -80,6 +86,7 @@ public sealed class HubOptions
         Check(RateLimitWindow, TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(1), nameof(RateLimitWindow));
         Check(MaxTopicsPerConnection, 1, 100_000, nameof(MaxTopicsPerConnection));
         Check(IdleTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromDays(1), nameof(IdleTimeout));
+        Check(TokenExpiryWarning, TimeSpan.Zero, TimeSpan.FromHours(1), nameof(TokenExpiryWarning));
         Check(MaxOutboundQueueBytes, 64 * 1024, 1024 * 1024 * 1024, nameof(MaxOutboundQueueBytes));
         Check(RetentionMessagesPerTopic, 1, int.MaxValue, nameof(RetentionMessagesPerTopic));
         Check(RetentionMaxAge, TimeSpan.FromSeconds(1), TimeSpan.FromDays(36500), nameof(RetentionMaxAge));

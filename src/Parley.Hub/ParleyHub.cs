@@ -45,6 +45,7 @@ public sealed class ParleyHub : IAsyncDisposable
         Appends = new AppendPipeline(history, Topics, Metrics, options, Logger);
         Router = new ChannelRouter();
         Router.Add(new RoomChannel(this));
+        Router.Add(new Lobby.LobbyChannel(this));
         StartedAt = Time.GetUtcNow();
     }
 
@@ -91,6 +92,44 @@ public sealed class ParleyHub : IAsyncDisposable
             transport.Close(CloseStatus.GoingAway, "server shutting down");
         }
         return connection;
+    }
+
+    /// <summary>Live sockets (a snapshot).</summary>
+    public IReadOnlyList<HubConnection> Connections => [.. _connections.Values];
+
+    /// <summary>
+    /// Closes every live socket whose principal matches (revoked key, banned user, kick): takes effect
+    /// at once. Returns how many were closed.
+    /// </summary>
+    public int CloseWhere(Func<ConnectionPrincipal, bool> match, ushort code, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(match);
+        var closed = 0;
+        foreach (var connection in _connections.Values)
+        {
+            if (!connection.IsClosing && match(connection.Principal))
+            {
+                HubLog.ClosedByPolicy(Logger, connection.Id, connection.Principal.Name, code, reason);
+                SafeClose(connection, code, reason);
+                closed++;
+            }
+        }
+        return closed;
+    }
+
+    /// <summary>Replaces the principal of every live socket that <paramref name="update"/> returns a new one for (a role change).</summary>
+    public int UpdatePrincipals(Func<ConnectionPrincipal, ConnectionPrincipal?> update)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        var updated = 0;
+        foreach (var connection in _connections.Values)
+        {
+            if (update(connection.Principal) is { } replacement && connection.ReplacePrincipal(replacement))
+            {
+                updated++;
+            }
+        }
+        return updated;
     }
 
     internal void Detach(HubConnection connection)
@@ -180,23 +219,45 @@ public sealed class ParleyHub : IAsyncDisposable
         }
     }
 
+    // One sweep over all connections, at most every second: idle sockets, and credentials that are
+    // about to expire (warned on hub:lobby) or have expired (closed with 4401).
     private async Task IdleLoopAsync(CancellationToken cancellationToken)
     {
         var idleMs = (long)Options.IdleTimeout.TotalMilliseconds;
-        var period = TimeSpan.FromMilliseconds(Math.Clamp(idleMs / 4, 50, 5000));
+        var warnMs = (long)Options.TokenExpiryWarning.TotalMilliseconds;
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(idleMs / 4, 50, 1000));
         using var timer = new PeriodicTimer(period);
         try
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
+                var now = NowMs;
                 foreach (var connection in _connections.Values)
                 {
+                    if (connection.IsClosing)
+                    {
+                        continue;
+                    }
                     var idle = connection.IdleMilliseconds;
-                    if (idle >= idleMs && !connection.IsClosing)
+                    if (idle >= idleMs)
                     {
                         Metrics.IdleTimeoutClose();
                         HubLog.IdleClose(Logger, connection.Id, idle);
                         SafeClose(connection, CloseStatus.IdleTimeout, "idle timeout: no heartbeat");
+                        continue;
+                    }
+                    if (connection.Principal.ExpiresAtMs is not { } expires)
+                    {
+                        continue;
+                    }
+                    if (now >= expires)
+                    {
+                        HubLog.CredentialExpired(Logger, connection.Id, connection.Principal.Name);
+                        SafeClose(connection, CloseStatus.TokenExpired, "token expired: refresh it and reconnect");
+                    }
+                    else if (now >= expires - warnMs && connection.MarkExpiryWarned(expires))
+                    {
+                        connection.Send(Lobby.LobbyChannel.TokenExpiredFrame(expires));
                     }
                 }
             }

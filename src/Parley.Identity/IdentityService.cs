@@ -8,6 +8,28 @@ namespace Parley.Identity;
 /// <summary>A freshly issued pair: a short-lived access token and a rotating refresh token.</summary>
 public sealed record TokenPair(string AccessToken, long AccessExpiresAtMs, string RefreshToken, long RefreshExpiresAtMs, string UserName, HubRole Role);
 
+/// <summary>What changed about someone's access, for live sockets to follow at once.</summary>
+public enum CredentialChangeKind
+{
+    /// <summary>An API key was revoked: its sockets close with 4403.</summary>
+    KeyRevoked,
+
+    /// <summary>A user was banned: every socket of theirs closes with 4403.</summary>
+    UserBanned,
+
+    /// <summary>Every API key and refresh token of a user was revoked: their sockets close with 4403.</summary>
+    UserCredentialsRevoked,
+
+    /// <summary>An admin kicked a user: their sockets close with 4409.</summary>
+    UserKicked,
+
+    /// <summary>A user's role changed: their sockets carry on with the new role.</summary>
+    RoleChanged,
+}
+
+/// <summary>One change of access; <see cref="UserName"/> or <see cref="ApiKeyId"/> says whose.</summary>
+public sealed record CredentialChange(CredentialChangeKind Kind, string? UserName, string? ApiKeyId, HubRole? Role = null);
+
 /// <summary>A login challenge: sign (nonce, hub id, timestamp) with a device key before it expires.</summary>
 public sealed record LoginChallenge(string Nonce, string HubId, long ExpiresAtMs);
 
@@ -57,6 +79,11 @@ public sealed class IdentityService
     }
 
     public string HubId => _store.HubId;
+
+    /// <summary>Raised after a revocation, ban, kick or role change is stored, so live sockets follow at once.</summary>
+    public event Action<CredentialChange>? CredentialsChanged;
+
+    private void Raise(CredentialChange change) => CredentialsChanged?.Invoke(change);
 
     public IdentityOptions Options => _options;
 
@@ -349,6 +376,92 @@ public sealed class IdentityService
         }
         await _store.RevokeApiKeyAsync(id, NowMs, cancellationToken);
         await AuditAsync("api_key.revoked", caller.Name, key.UserName ?? Names.ForUserlessKey(key.Name), null, "id=" + id, cancellationToken);
+        Raise(new CredentialChange(CredentialChangeKind.KeyRevoked, key.UserName, id));
+    }
+
+    // ---- users (admin) ----
+
+    public async Task<IReadOnlyList<UserRecord>> ListUsersAsync(Caller caller, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        RequireAdmin(caller);
+        return await _store.ListUsersAsync(cancellationToken);
+    }
+
+    /// <summary>Changes a user's role. Admins manage guests and members; only an owner touches admins or makes owners.</summary>
+    public async Task SetRoleAsync(Caller caller, string name, HubRole role, CancellationToken cancellationToken = default)
+    {
+        var user = await RequireManageableAsync(caller, name, cancellationToken);
+        if (role >= HubRole.Admin && caller.Role < HubRole.Owner)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "only an owner grants admin or owner");
+        }
+        await _store.SetRoleAsync(name, role, cancellationToken);
+        await AuditAsync("user.role", caller.Name, name, null, $"{HubRoles.Name(user.Role)} -> {HubRoles.Name(role)}", cancellationToken);
+        Raise(new CredentialChange(CredentialChangeKind.RoleChanged, name, null, role));
+    }
+
+    /// <summary>Bans a user: no login, no refresh, no key works, and their live sockets close.</summary>
+    public async Task BanAsync(Caller caller, string name, CancellationToken cancellationToken = default)
+    {
+        await RequireManageableAsync(caller, name, cancellationToken);
+        await _store.SetBannedAsync(name, NowMs, cancellationToken);
+        await _store.RevokeRefreshTokensAsync(name, NowMs, cancellationToken);
+        await AuditAsync("user.banned", caller.Name, name, null, null, cancellationToken);
+        Raise(new CredentialChange(CredentialChangeKind.UserBanned, name, null));
+    }
+
+    public async Task UnbanAsync(Caller caller, string name, CancellationToken cancellationToken = default)
+    {
+        await RequireManageableAsync(caller, name, cancellationToken);
+        await _store.SetBannedAsync(name, null, cancellationToken);
+        await AuditAsync("user.unbanned", caller.Name, name, null, null, cancellationToken);
+    }
+
+    /// <summary>Closes a user's live sockets (4409). Nothing is revoked: they may log in and connect again.</summary>
+    public async Task KickAsync(Caller caller, string name, CancellationToken cancellationToken = default)
+    {
+        await RequireManageableAsync(caller, name, cancellationToken);
+        await AuditAsync("user.kicked", caller.Name, name, null, null, cancellationToken);
+        Raise(new CredentialChange(CredentialChangeKind.UserKicked, name, null));
+    }
+
+    /// <summary>
+    /// Revokes every API key and refresh token of a user and closes their sockets. Their device keys
+    /// stay: they can log in again (ban them to stop that).
+    /// </summary>
+    public async Task RevokeUserCredentialsAsync(Caller caller, string name, CancellationToken cancellationToken = default)
+    {
+        await RequireManageableAsync(caller, name, cancellationToken);
+        var now = NowMs;
+        foreach (var key in await _store.ListApiKeysAsync(name, cancellationToken))
+        {
+            if (key.RevokedAtMs is null)
+            {
+                await _store.RevokeApiKeyAsync(key.Id, now, cancellationToken);
+            }
+        }
+        await _store.RevokeRefreshTokensAsync(name, now, cancellationToken);
+        await AuditAsync("user.credentials_revoked", caller.Name, name, null, null, cancellationToken);
+        Raise(new CredentialChange(CredentialChangeKind.UserCredentialsRevoked, name, null));
+    }
+
+    // An admin acts on users below them; an owner on anyone but themself.
+    private async Task<UserRecord> RequireManageableAsync(Caller caller, string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        RequireAdmin(caller);
+        var user = await _store.GetUserAsync(name, cancellationToken)
+            ?? throw new IdentityException(IdentityErrorKind.NotFound, "user_not_found", $"no user '{name}'");
+        if (user.Name == caller.UserName)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "you cannot do this to yourself");
+        }
+        if (caller.Role < HubRole.Owner && user.Role >= caller.Role)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "only an owner manages admins and owners");
+        }
+        return user;
     }
 
     /// <summary>

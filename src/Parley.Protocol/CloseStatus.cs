@@ -50,10 +50,13 @@ public static class CloseStatus
     /// <summary>The credential was revoked or the user banned. Stop.</summary>
     public const ushort Forbidden = 4403;
 
+    /// <summary>An admin closed this user's sockets. Stop (a person may reconnect by hand).</summary>
+    public const ushort Kicked = 4409;
+
     /// <summary>What a client should do after <paramref name="code"/>.</summary>
     public static CloseAdvice AdviceFor(ushort code) => code switch
     {
-        Normal or Forbidden or ProtocolError or InvalidPayload or PolicyViolation or MessageTooBig => CloseAdvice.Stop,
+        Normal or Forbidden or Kicked or ProtocolError or InvalidPayload or PolicyViolation or MessageTooBig => CloseAdvice.Stop,
         _ => CloseAdvice.Reconnect,
     };
 }
@@ -87,6 +90,9 @@ public static class ErrorReasons
 
     /// <summary>The connection may not join this topic.</summary>
     public const string Unauthorized = "unauthorized";
+
+    /// <summary>An in-band <c>token.refresh</c> carried a credential that is invalid, expired or someone else's.</summary>
+    public const string InvalidToken = "invalid_token";
 
     /// <summary>The principal may not do this (a guest or read-only key pushing, a join outside a key's topics, a non-admin operation).</summary>
     public const string Forbidden = "forbidden";

@@ -126,8 +126,9 @@ public sealed class ParleyServerHost : IAsyncDisposable
             authenticator ??= options.InsecureNoAuth ? new AnonymousConnectAuthenticator() : identityGate;
             joinAuthorizer ??= options.InsecureNoAuth ? new AllowAllJoinAuthorizer() : identityGate;
             hub = app.Services.GetRequiredService<ParleyHub>();
+            LiveAccess.Follow(identity, hub);
             MapEndpoints(app, hub);
-            IdentityEndpoints.Map(app, identity);
+            IdentityEndpoints.Map(app, identity, hub);
             await app.StartAsync(cancellationToken);
         }
         catch

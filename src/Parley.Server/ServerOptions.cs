@@ -115,13 +115,13 @@ public sealed class ServerOptions
                 $"refusing --insecure-no-auth on {Listen}: anonymous access is only allowed on a loopback address. " +
                 "Drop --insecure-no-auth (clients then need a token or API key), or listen on 127.0.0.1.");
         }
-        if (Identity.AccessTokenLifetime < TimeSpan.FromMinutes(1) || Identity.AccessTokenLifetime > TimeSpan.FromDays(1))
+        if (Identity.AccessTokenLifetime < TimeSpan.FromSeconds(2) || Identity.AccessTokenLifetime > TimeSpan.FromDays(1))
         {
-            throw new ArgumentException("identity access_token_lifetime must be between 1 minute and 1 day");
+            throw new ArgumentException("identity access_token_lifetime_s must be between 2 seconds and 1 day");
         }
         if (Identity.RefreshTokenLifetime < Identity.AccessTokenLifetime || Identity.RefreshTokenLifetime > TimeSpan.FromDays(365))
         {
-            throw new ArgumentException("identity refresh_token_lifetime must be at least the access token lifetime and at most 365 days");
+            throw new ArgumentException("identity refresh_token_lifetime_s must be at least the access token lifetime and at most 365 days");
         }
         if (string.IsNullOrWhiteSpace(DataDir))
         {

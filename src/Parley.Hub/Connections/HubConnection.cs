@@ -22,11 +22,15 @@ public sealed class HubConnection
     private long _rejectionWindowStart;
     private long _lastInboundTicks;
 
+    private ConnectionPrincipal _principal;
+    private long _expiryWarnedFor;
+
     internal HubConnection(ParleyHub hub, string id, ConnectionPrincipal principal, IConnectionTransport transport)
     {
         _hub = hub;
         Id = id;
-        Principal = principal;
+        _principal = principal;
+        ConnectedAt = hub.Time.GetUtcNow();
         _transport = transport;
         _bucket = new TokenBucket(hub.Options.PushesPerSecond, hub.Options.PushBurst);
         _lastInboundTicks = Environment.TickCount64;
@@ -36,8 +40,29 @@ public sealed class HubConnection
     /// <summary>The connection id (unique within this hub run).</summary>
     public string Id { get; }
 
-    /// <summary>Who is on this connection.</summary>
-    public ConnectionPrincipal Principal { get; }
+    /// <summary>Who is on this connection. Replaced (never by another name) when the client refreshes its credential in-band or an admin changes its role.</summary>
+    public ConnectionPrincipal Principal => Volatile.Read(ref _principal);
+
+    /// <summary>When the socket was attached.</summary>
+    public DateTimeOffset ConnectedAt { get; }
+
+    /// <summary>
+    /// Swaps the principal for a refreshed one of the same name (a new expiry, a new role). Returns
+    /// false, changing nothing, when the name differs: a socket never changes who it is.
+    /// </summary>
+    public bool ReplacePrincipal(ConnectionPrincipal principal)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        if (!string.Equals(principal.Name, Principal.Name, StringComparison.Ordinal))
+        {
+            return false;
+        }
+        Volatile.Write(ref _principal, principal);
+        return true;
+    }
+
+    /// <summary>True the first time it is called for a given expiry (so the warning goes out once per credential).</summary>
+    internal bool MarkExpiryWarned(long expiresAtMs) => Interlocked.Exchange(ref _expiryWarnedFor, expiresAtMs) != expiresAtMs;
 
     /// <summary>The hub this connection belongs to.</summary>
     public ParleyHub Hub => _hub;

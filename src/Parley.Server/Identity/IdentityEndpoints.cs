@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
+using Parley.Hub;
 using Parley.Identity;
 
 namespace Parley.Server.Identity;
@@ -20,8 +21,10 @@ internal static class IdentityEndpoints
 {
     private const long MaxBodyBytes = 64 * 1024;
 
-    public static void Map(IEndpointRouteBuilder app, IdentityService identity)
+    public static void Map(IEndpointRouteBuilder app, IdentityService identity, ParleyHub hub)
     {
+        MapAdmin(app, identity, hub);
+
         app.MapPost("/api/register", context => HandleAsync(context, async body =>
         {
             var name = RequiredString(body, "name");
@@ -174,6 +177,101 @@ internal static class IdentityEndpoints
             });
         }));
     }
+
+    // Users and live sessions (admins). Each change reaches live sockets at once (LiveAccess).
+    private static void MapAdmin(IEndpointRouteBuilder app, IdentityService identity, ParleyHub hub)
+    {
+        app.MapGet("/api/users", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            var users = await identity.ListUsersAsync(caller, context.RequestAborted);
+            return (StatusCodes.Status200OK, w =>
+            {
+                w.WriteStartArray("users");
+                foreach (var user in users)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", user.Name);
+                    w.WriteString("role", HubRoles.Name(user.Role));
+                    w.WriteNumber("created_at", user.CreatedAtMs);
+                    if (user.BannedAtMs is { } banned)
+                    {
+                        w.WriteNumber("banned_at", banned);
+                    }
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+        }));
+
+        app.MapPost("/api/users/{name}/role", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
+        {
+            if (!HubRoles.TryParse(RequiredString(body, "role"), out var role))
+            {
+                throw Bad("invalid_role", "role is guest, member, admin or owner");
+            }
+            await identity.SetRoleAsync(caller, UserParameter(context), role, context.RequestAborted);
+            return (StatusCodes.Status200OK, w => w.WriteString("role", HubRoles.Name(role)));
+        }));
+
+        app.MapPost("/api/users/{name}/ban", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.BanAsync(caller, UserParameter(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("banned", true));
+        }));
+
+        app.MapDelete("/api/users/{name}/ban", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.UnbanAsync(caller, UserParameter(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("banned", false));
+        }));
+
+        app.MapPost("/api/users/{name}/kick", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.KickAsync(caller, UserParameter(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("kicked", true));
+        }));
+
+        app.MapPost("/api/users/{name}/revoke", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.RevokeUserCredentialsAsync(caller, UserParameter(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("revoked", true));
+        }));
+
+        app.MapGet("/api/sessions", context => HandleAuthenticatedAsync(context, identity, readBody: false, (caller, _) =>
+        {
+            if (!caller.IsAdmin)
+            {
+                throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "this needs an admin");
+            }
+            var sessions = hub.Connections;
+            return Task.FromResult<(int, Action<Utf8JsonWriter>)>((StatusCodes.Status200OK, w =>
+            {
+                w.WriteStartArray("sessions");
+                foreach (var connection in sessions)
+                {
+                    var principal = connection.Principal;
+                    w.WriteStartObject();
+                    w.WriteString("id", connection.Id);
+                    w.WriteString("name", principal.Name);
+                    if (principal.Roles.Count > 0)
+                    {
+                        w.WriteString("role", principal.Roles[0]);
+                    }
+                    w.WriteNumber("connected_at", connection.ConnectedAt.ToUnixTimeMilliseconds());
+                    w.WriteNumber("topics", connection.JoinedCount);
+                    if (principal.ExpiresAtMs is { } expires)
+                    {
+                        w.WriteNumber("expires_at", expires);
+                    }
+                    WriteOptional(w, "api_key_id", principal.CredentialId);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }));
+        }));
+    }
+
+    private static string UserParameter(HttpContext context) => (string)context.Request.RouteValues["name"]!;
 
     // ---- request plumbing ----
 

@@ -77,9 +77,13 @@ public sealed class HubProcess : IAsyncDisposable
     }
 
     /// <summary>Runs the CLI with arguments and returns (exit code, stdout, stderr), bounded by a timeout.</summary>
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunCliAsync(TimeSpan timeout, params string[] args)
+    public static Task<(int ExitCode, string Stdout, string Stderr)> RunCliAsync(TimeSpan timeout, params string[] args) =>
+        RunCliAsync(timeout, null, args);
+
+    /// <summary>Runs the CLI with extra environment variables.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunCliAsync(TimeSpan timeout, IDictionary<string, string>? environment, params string[] args)
     {
-        using var process = Process.Start(StartInfo(args, null))!;
+        using var process = Process.Start(StartInfo(args, environment))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(timeout);

@@ -1,0 +1,155 @@
+using System.Buffers.Text;
+using System.CommandLine;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Parley.Cli.Identity;
+using Parley.Identity;
+using Parley.Identity.Crypto;
+using Parley.Protocol;
+
+namespace Parley.Cli.Commands;
+
+/// <summary><c>parley register</c> and <c>parley login</c>: device keys and challenge-response against a hub's HTTP API (docs/cli.md).</summary>
+internal static class IdentityCommands
+{
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(15);
+
+    public static Command Register()
+    {
+        var server = ServerOption();
+        var name = new Option<string>("--name") { Description = $"The user name to claim ({Names.Rule}).", Required = true };
+        var invite = new Option<string?>("--invite") { Description = "An invite code (needed unless you are the hub's first user or registration is open)." };
+        var label = new Option<string?>("--label") { Description = "A label for this machine's key (default: the host name)." };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON." };
+        var command = new Command("register", "Create this machine's device key (if needed) and register it as a new user on a hub.")
+        {
+            server, name, invite, label, json,
+        };
+        command.SetAction((parse, cancellationToken) => RunAsync("register", parse.GetValue(json), async () =>
+        {
+            var user = parse.GetValue(name)!;
+            if (!Names.IsValid(user))
+            {
+                throw new UsageException($"--name must be {Names.Rule}");
+            }
+            var baseUrl = ServerUrl(parse.GetValue(server));
+            var (_, publicKey, path, created) = DeviceKeyFile.LoadOrCreate(user);
+            var body = await PostAsync(baseUrl, "/api/register", new
+            {
+                name = user,
+                public_key = Base64Url.EncodeToString(publicKey),
+                label = parse.GetValue(label) ?? Environment.MachineName,
+                invite = parse.GetValue(invite),
+            }, cancellationToken);
+            body["key_file"] = path;
+            body["key_created"] = created;
+            return (body, $"Registered {user} on {baseUrl} as {body["role"]}. Device key: {path}{(created ? " (new)" : "")}.");
+        }));
+        return command;
+    }
+
+    public static Command Login()
+    {
+        var server = ServerOption();
+        var name = new Option<string>("--name") { Description = "The user to log in as (its device key must be on this machine).", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the tokens as JSON (for scripts: they are secrets)." };
+        var command = new Command("login", "Log in with this machine's device key (challenge-response) and get an access token and a refresh token.")
+        {
+            server, name, json,
+        };
+        command.SetAction((parse, cancellationToken) => RunAsync("login", parse.GetValue(json), async () =>
+        {
+            var user = parse.GetValue(name)!;
+            if (!Names.IsValid(user))
+            {
+                throw new UsageException($"--name must be {Names.Rule}");
+            }
+            var baseUrl = ServerUrl(parse.GetValue(server));
+            var privateKey = DeviceKeyFile.Load(DeviceKeyFile.PathFor(user));
+            var challenge = await PostAsync(baseUrl, "/api/auth/challenge", new { name = user }, cancellationToken);
+            var nonce = challenge["nonce"]!.GetValue<string>();
+            var hubId = challenge["hub_id"]!.GetValue<string>();
+            var timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var signature = DeviceKeys.Sign(privateKey, DeviceKeys.LoginMessage(hubId, user, nonce, timestamp));
+            var tokens = await PostAsync(baseUrl, "/api/auth/login", new { name = user, nonce, timestamp, signature = Base64Url.EncodeToString(signature) }, cancellationToken);
+            var expires = DateTimeOffset.FromUnixTimeMilliseconds(tokens["expires_at"]!.GetValue<long>());
+            return (tokens, $"Logged in to {baseUrl} as {user} ({tokens["role"]}); the access token expires at {expires:u}. Use --json to get the tokens.");
+        }));
+        return command;
+    }
+
+    private static Option<string?> ServerOption() =>
+        new("--server") { Description = "The hub's base URL, e.g. http://127.0.0.1:4000 (env PARLEY_SERVER; default http://127.0.0.1:4000)." };
+
+    private static Uri ServerUrl(string? flag)
+    {
+        var text = flag ?? Environment.GetEnvironmentVariable("PARLEY_SERVER") ?? "http://127.0.0.1:4000";
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        {
+            throw new UsageException($"--server must be an http(s) URL like http://127.0.0.1:4000, not '{SecretRedactor.Redact(text)}'");
+        }
+        return new Uri(url.GetLeftPart(UriPartial.Authority));
+    }
+
+    private static async Task<JsonObject> PostAsync(Uri baseUrl, string path, object body, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = RequestTimeout };
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.PostAsJsonAsync(new Uri(baseUrl, path), body, cancellationToken);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new CliFailure($"cannot reach {baseUrl}: {ex.Message} (is the hub running?)");
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new CliFailure($"{baseUrl} did not answer within {RequestTimeout.TotalSeconds:0} s");
+        }
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            JsonObject? json = null;
+            try
+            {
+                json = JsonNode.Parse(text) as JsonObject;
+            }
+            catch (JsonException)
+            {
+            }
+            if (!response.IsSuccessStatusCode)
+            {
+                var code = json?["error"]?.GetValue<string>() ?? ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                var message = json?["message"]?.GetValue<string>() ?? response.ReasonPhrase ?? "request failed";
+                throw new CliFailure($"{code}: {message}");
+            }
+            return json ?? throw new CliFailure($"{baseUrl} answered something that is not JSON: is it a Parley hub?");
+        }
+    }
+
+    private static async Task<int> RunAsync(string verb, bool json, Func<Task<(JsonObject Body, string Human)>> run)
+    {
+        try
+        {
+            var (body, human) = await run();
+            Console.WriteLine(json ? body.ToJsonString() : human);
+            return ExitCodes.Ok;
+        }
+        catch (UsageException ex)
+        {
+            await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");
+            return ExitCodes.Usage;
+        }
+        catch (Exception ex) when (ex is CliFailure or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");
+            return ExitCodes.Failure;
+        }
+    }
+
+    private sealed class UsageException(string message) : Exception(message);
+
+    private sealed class CliFailure(string message) : Exception(message);
+}

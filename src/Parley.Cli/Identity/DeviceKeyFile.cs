@@ -1,0 +1,80 @@
+using System.Buffers.Text;
+using Parley.Identity.Crypto;
+
+namespace Parley.Cli.Identity;
+
+/// <summary>
+/// This machine's Ed25519 device key for one user name: <c>$XDG_CONFIG_HOME/parley/keys/&lt;name&gt;.key</c>
+/// (else <c>~/.config/parley/keys</c>), one line of base64url private key, mode 0600 in a 0700
+/// directory. A key file that others can read is refused, not used.
+/// </summary>
+internal static class DeviceKeyFile
+{
+    public static string Directory()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
+        var root = string.IsNullOrWhiteSpace(xdg)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config")
+            : xdg;
+        return Path.Combine(root, "parley", "keys");
+    }
+
+    public static string PathFor(string name) => Path.Combine(Directory(), name + ".key");
+
+    /// <summary>Loads the key for <paramref name="name"/>, creating it when missing. Returns (private key, public key, path, created).</summary>
+    public static (byte[] PrivateKey, byte[] PublicKey, string Path, bool Created) LoadOrCreate(string name)
+    {
+        var path = PathFor(name);
+        if (File.Exists(path))
+        {
+            var existing = Load(path);
+            return (existing, DeviceKeys.PublicKeyOf(existing), path, false);
+        }
+        var dir = Directory();
+        if (OperatingSystem.IsWindows())
+        {
+            System.IO.Directory.CreateDirectory(dir);
+        }
+        else
+        {
+            System.IO.Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var (privateKey, publicKey) = DeviceKeys.Generate();
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        using (var file = new FileStream(path, options))
+        using (var writer = new StreamWriter(file))
+        {
+            writer.WriteLine(Base64Url.EncodeToString(privateKey));
+        }
+        return (privateKey, publicKey, path, true);
+    }
+
+    /// <summary>Loads an existing key, refusing one that group or others can read.</summary>
+    public static byte[] Load(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"no device key at {path}: register first (parley register)");
+        }
+        if (!OperatingSystem.IsWindows())
+        {
+            var mode = File.GetUnixFileMode(path);
+            const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+            if ((mode & others) != 0)
+            {
+                throw new UnauthorizedAccessException($"refusing to use {path}: other users can access it. Run: chmod 600 {path}");
+            }
+        }
+        var text = File.ReadAllText(path).Trim();
+        if (!Base64Url.IsValid(text) || Base64Url.DecodeFromChars(text) is not { Length: DeviceKeys.PrivateKeyBytes } key)
+        {
+            throw new InvalidDataException($"{path} is not a Parley device key (one line of base64url, 32 bytes)");
+        }
+        return key;
+    }
+}

@@ -1,0 +1,47 @@
+using Parley.Hub;
+using Parley.Protocol;
+
+namespace Parley.Identity;
+
+/// <summary>
+/// Makes access changes take effect on live sockets at once: a revoked key or a banned user is
+/// disconnected with 4403 (stop), a kick with 4409, revoked credentials with 4403; a role change
+/// updates sockets that logged in with a token in place, and closes API-key sockets with 4401 so they
+/// reconnect under the new role (a key's scope may cap it).
+/// </summary>
+public static class LiveAccess
+{
+    /// <summary>Subscribes <paramref name="hub"/> to <paramref name="identity"/>'s changes.</summary>
+    public static void Follow(IdentityService identity, ParleyHub hub)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        ArgumentNullException.ThrowIfNull(hub);
+        identity.CredentialsChanged += change => Apply(hub, change);
+    }
+
+    /// <summary>Applies one change; returns the number of sockets closed or updated.</summary>
+    public static int Apply(ParleyHub hub, CredentialChange change)
+    {
+        ArgumentNullException.ThrowIfNull(hub);
+        ArgumentNullException.ThrowIfNull(change);
+        var user = change.UserName;
+        switch (change.Kind)
+        {
+            case CredentialChangeKind.KeyRevoked:
+                return hub.CloseWhere(p => p.CredentialId == change.ApiKeyId, CloseStatus.Forbidden, "API key revoked");
+            case CredentialChangeKind.UserBanned:
+                return hub.CloseWhere(p => p.Name == user, CloseStatus.Forbidden, "banned");
+            case CredentialChangeKind.UserCredentialsRevoked:
+                return hub.CloseWhere(p => p.Name == user, CloseStatus.Forbidden, "credentials revoked: log in again");
+            case CredentialChangeKind.UserKicked:
+                return hub.CloseWhere(p => p.Name == user, CloseStatus.Kicked, "kicked by an admin");
+            case CredentialChangeKind.RoleChanged when change.Role is { } role:
+                var closed = hub.CloseWhere(p => p.Name == user && p.CredentialId is not null, CloseStatus.TokenExpired, "role changed: reconnect");
+                return closed + hub.UpdatePrincipals(p => p.Name == user && p.CredentialId is null
+                    ? p with { Roles = [HubRoles.Name(role)], CanWrite = role >= HubRole.Member }
+                    : null);
+            default:
+                return 0;
+        }
+    }
+}
