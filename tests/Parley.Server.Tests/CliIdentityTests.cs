@@ -88,6 +88,22 @@ public sealed class CliIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bench_token_never_shows_in_its_errors()
+    {
+        const string secret = "prl_SuperSecretBenchKey_0123456789abcdef";
+        var (code, stdout, stderr) = await Cli("bench", "fanout", "--url", $"http://127.0.0.1:{HubProcess.FreePort()}", "--token", secret,
+            "--subscribers", "1", "--warmup", "0s", "--duration", "1s", "--json");
+        Assert.Equal(1, code);
+        Assert.Contains("cannot connect", stdout + stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, stdout + stderr, StringComparison.Ordinal);
+
+        // A hub that wants a credential: the refusal says what to do.
+        var (refused, refusedOut, refusedErr) = await Cli("bench", "fanout", "--url", Server, "--subscribers", "1", "--warmup", "0s", "--duration", "1s");
+        Assert.Equal(1, refused);
+        Assert.Contains("--insecure-no-auth", refusedOut + refusedErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Usage_errors_exit_2_and_an_unreachable_hub_exits_1()
     {
         Assert.Equal(2, (await Cli("register", "--server", "ftp://x", "--name", "alice")).ExitCode);
