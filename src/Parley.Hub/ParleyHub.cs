@@ -45,7 +45,8 @@ public sealed class ParleyHub : IAsyncDisposable
         Appends = new AppendPipeline(history, Topics, Metrics, options, Logger);
         Router = new ChannelRouter();
         Router.Add(new RoomChannel(this));
-        Router.Add(new Lobby.LobbyChannel(this));
+        Lobby = new Parley.Hub.Lobby.LobbyChannel(this);
+        Router.Add(Lobby);
         StartedAt = Time.GetUtcNow();
     }
 
@@ -59,6 +60,9 @@ public sealed class ParleyHub : IAsyncDisposable
     public TopicRegistry Topics { get; }
     public AppendPipeline Appends { get; }
     public ChannelRouter Router { get; }
+
+    /// <summary>The <c>hub:lobby</c> channel, where components register session commands.</summary>
+    public Lobby.LobbyChannel Lobby { get; }
     public DateTimeOffset StartedAt { get; }
 
     /// <summary>True once shutdown began: new joins and pushes get <c>shutting_down</c>.</summary>
@@ -257,7 +261,7 @@ public sealed class ParleyHub : IAsyncDisposable
                     }
                     else if (now >= expires - warnMs && connection.MarkExpiryWarned(expires))
                     {
-                        connection.Send(Lobby.LobbyChannel.TokenExpiredFrame(expires));
+                        connection.Send(Parley.Hub.Lobby.LobbyChannel.TokenExpiredFrame(expires));
                     }
                 }
             }

@@ -75,6 +75,23 @@ public interface IIdentityStore : IAsyncDisposable
     /// <summary>Entries with <c>seq &gt; afterSeq</c>, oldest first.</summary>
     ValueTask<IReadOnlyList<AuditEntry>> ReadAuditAsync(long afterSeq, int limit, CancellationToken cancellationToken = default);
 
+    // ---- channels ----
+
+    /// <summary>Registers a channel with its creator as channel admin; false when the topic is already registered (or was deleted).</summary>
+    ValueTask<bool> CreateChannelAsync(string topic, bool isPrivate, string createdBy, long nowMs, CancellationToken cancellationToken = default);
+
+    /// <summary>Every registered channel with its members (deleted ones included).</summary>
+    ValueTask<IReadOnlyList<ChannelRecord>> ListChannelsAsync(CancellationToken cancellationToken = default);
+
+    ValueTask<bool> SetChannelPrivateAsync(string topic, bool isPrivate, CancellationToken cancellationToken = default);
+
+    ValueTask<bool> DeleteChannelAsync(string topic, long nowMs, CancellationToken cancellationToken = default);
+
+    /// <summary>Adds or updates a member.</summary>
+    ValueTask SetChannelMemberAsync(string topic, string userName, bool isAdmin, long nowMs, CancellationToken cancellationToken = default);
+
+    ValueTask<bool> RemoveChannelMemberAsync(string topic, string userName, CancellationToken cancellationToken = default);
+
     // ---- signing keys ----
 
     /// <summary>Every signing key, newest first.</summary>

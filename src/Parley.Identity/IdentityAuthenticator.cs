@@ -28,11 +28,23 @@ public sealed class IdentityAuthenticator(IdentityService identity) : IConnectAu
         return ConnectResult.Accept(ToPrincipal(caller));
     }
 
-    /// <summary>API keys restricted to a topic pattern may only join matching topics.</summary>
+    /// <summary>
+    /// API keys restricted to a topic pattern may only join matching topics; a private channel admits its
+    /// members and hub admins; a deleted channel nobody.
+    /// </summary>
     public ValueTask<string?> AuthorizeJoinAsync(ConnectionPrincipal principal, string topic, JsonElement joinParams, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(principal);
-        return ValueTask.FromResult(TopicPatterns.Matches(principal.TopicPattern, topic) ? null : "forbidden");
+        var allowed = TopicPatterns.Matches(principal.TopicPattern, topic)
+            && identity.JoinDecision(principal.Name, RoleOf(principal), topic) == ChannelAccess.Allowed;
+        return ValueTask.FromResult(allowed ? null : "forbidden");
+    }
+
+    /// <summary>The role a principal carries (guest when it has none).</summary>
+    public static HubRole RoleOf(ConnectionPrincipal principal)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        return principal.Roles.Count > 0 && HubRoles.TryParse(principal.Roles[0], out var role) ? role : HubRole.Guest;
     }
 
     /// <summary>The hub's view of a caller.</summary>

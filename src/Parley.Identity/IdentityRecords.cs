@@ -65,3 +65,12 @@ public enum RefreshOutcome
     /// <summary>Already used or revoked: the whole family has been revoked.</summary>
     Reused,
 }
+
+/// <summary>A registered channel (a room topic with access rules). Unregistered rooms are public.</summary>
+/// <param name="Topic">The room topic, e.g. <c>room:ops</c>.</param>
+/// <param name="IsPrivate">Only members (and hub admins) may join.</param>
+/// <param name="DeletedAtMs">Set once deleted: nobody joins it again and the name is not reused.</param>
+public sealed record ChannelRecord(string Topic, bool IsPrivate, string CreatedBy, long CreatedAtMs, long? DeletedAtMs, IReadOnlyList<ChannelMember> Members);
+
+/// <summary>A user's membership of a channel; channel admins manage its members.</summary>
+public sealed record ChannelMember(string UserName, bool IsAdmin);

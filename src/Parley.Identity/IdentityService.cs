@@ -25,10 +25,13 @@ public enum CredentialChangeKind
 
     /// <summary>A user's role changed: their sockets carry on with the new role.</summary>
     RoleChanged,
+
+    /// <summary>A channel's access changed (made private, a member removed, deleted): subscribers who may no longer be there are removed.</summary>
+    ChannelAccessChanged,
 }
 
 /// <summary>One change of access; <see cref="UserName"/> or <see cref="ApiKeyId"/> says whose.</summary>
-public sealed record CredentialChange(CredentialChangeKind Kind, string? UserName, string? ApiKeyId, HubRole? Role = null);
+public sealed record CredentialChange(CredentialChangeKind Kind, string? UserName, string? ApiKeyId, HubRole? Role = null, string? Topic = null);
 
 /// <summary>A login challenge: sign (nonce, hub id, timestamp) with a device key before it expires.</summary>
 public sealed record LoginChallenge(string Nonce, string HubId, long ExpiresAtMs);
@@ -39,7 +42,7 @@ public sealed record LoginChallenge(string Nonce, string HubId, long ExpiresAtMs
 /// with reuse detection, API keys, invites, and the audit log of all of it. Transport-free: the HTTP
 /// endpoints and the socket authenticator call it.
 /// </summary>
-public sealed class IdentityService
+public sealed partial class IdentityService
 {
     private const int MaxPendingChallenges = 100_000;
 
@@ -75,6 +78,7 @@ public sealed class IdentityService
             keys = await store.GetSigningKeysAsync(cancellationToken);
         }
         service._signingKeys = keys;
+        await service.LoadChannelsAsync(cancellationToken);
         return service;
     }
 

@@ -16,11 +16,11 @@ public static class LiveAccess
     {
         ArgumentNullException.ThrowIfNull(identity);
         ArgumentNullException.ThrowIfNull(hub);
-        identity.CredentialsChanged += change => Apply(hub, change);
+        identity.CredentialsChanged += change => Apply(hub, change, identity);
     }
 
-    /// <summary>Applies one change; returns the number of sockets closed or updated.</summary>
-    public static int Apply(ParleyHub hub, CredentialChange change)
+    /// <summary>Applies one change; returns the number of sockets closed, updated or unsubscribed.</summary>
+    public static int Apply(ParleyHub hub, CredentialChange change, IdentityService? identity = null)
     {
         ArgumentNullException.ThrowIfNull(hub);
         ArgumentNullException.ThrowIfNull(change);
@@ -40,6 +40,19 @@ public static class LiveAccess
                 return closed + hub.UpdatePrincipals(p => p.Name == user && p.CredentialId is null
                     ? p with { Roles = [HubRoles.Name(role)], CanWrite = role >= HubRole.Member }
                     : null);
+            case CredentialChangeKind.ChannelAccessChanged when change.Topic is { } topic && identity is not null:
+                // Subscribers who may no longer be there get phx_close, like a server-side leave.
+                var removed = 0;
+                foreach (var connection in hub.Connections)
+                {
+                    var principal = connection.Principal;
+                    if (identity.JoinDecision(principal.Name, IdentityAuthenticator.RoleOf(principal), topic) == ChannelAccess.Forbidden
+                        && connection.RemoveSubscription(topic, sendClose: true))
+                    {
+                        removed++;
+                    }
+                }
+                return removed;
             default:
                 return 0;
         }

@@ -127,6 +127,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             joinAuthorizer ??= options.InsecureNoAuth ? new AllowAllJoinAuthorizer() : identityGate;
             hub = app.Services.GetRequiredService<ParleyHub>();
             LiveAccess.Follow(identity, hub);
+            IdentityLobbyCommands.Register(hub.Lobby, identity, hub);
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub);
             await app.StartAsync(cancellationToken);

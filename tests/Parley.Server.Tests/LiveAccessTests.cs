@@ -1,9 +1,6 @@
-using System.Buffers.Text;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Parley.Identity.Crypto;
 using Parley.Server.Tests.Infrastructure;
 
 namespace Parley.Server.Tests;
@@ -12,8 +9,7 @@ namespace Parley.Server.Tests;
 public sealed class LiveAccessTests : IAsyncLifetime
 {
     private TestHub _hub = null!;
-    private HttpClient _http = null!;
-    private string _ownerKey = null!;
+    private IdentityClient _id = null!;
 
     public async Task InitializeAsync()
     {
@@ -24,56 +20,23 @@ public sealed class LiveAccessTests : IAsyncLifetime
                 o.InsecureNoAuth = false;
                 o.Identity.AccessTokenLifetime = TimeSpan.FromSeconds(4);
             });
-        _http = new HttpClient { BaseAddress = _hub.BaseUrl };
-        _ownerKey = (await File.ReadAllTextAsync(_hub.Host.InitialOwnerKeyFile!)).Trim();
+        _id = await IdentityClient.ForAsync(_hub);
     }
 
     public async Task DisposeAsync()
     {
-        _http.Dispose();
+        _id.Dispose();
         await _hub.DisposeAsync();
     }
 
-    private async Task<JsonNode> CallAsync(HttpMethod method, string path, object? body = null, string? bearer = null, HttpStatusCode expect = HttpStatusCode.OK)
-    {
-        using var request = new HttpRequestMessage(method, path);
-        if (body is not null)
-        {
-            request.Content = JsonContent.Create(body);
-        }
-        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer ?? _ownerKey);
-        var response = await _http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expect, $"{method} {path}: {(int)response.StatusCode} {text}");
-        return JsonNode.Parse(text)!;
-    }
+    private Task<JsonNode> CallAsync(HttpMethod method, string path, object? body = null, string? bearer = null, HttpStatusCode expect = HttpStatusCode.OK) =>
+        _id.CallAsync(method, path, body, bearer, expect);
 
-    private sealed record User(string Name, byte[] PrivateKey);
+    private Task<TestUser> RegisterAsync(string name, string role = "member") => _id.RegisterAsync(name, role);
 
-    private async Task<User> RegisterAsync(string name, string role = "member")
-    {
-        var invite = (await CallAsync(HttpMethod.Post, "/api/invites", new { role }, expect: HttpStatusCode.Created))["code"]!.GetValue<string>();
-        var (privateKey, publicKey) = DeviceKeys.Generate();
-        using var response = await _http.PostAsJsonAsync("/api/register", new { name, public_key = Base64Url.EncodeToString(publicKey), invite });
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return new User(name, privateKey);
-    }
+    private Task<(string AccessToken, long ExpiresAt)> LoginAsync(TestUser user) => _id.LoginAsync(user);
 
-    private async Task<(string AccessToken, long ExpiresAt)> LoginAsync(User user)
-    {
-        using var challengeResponse = await _http.PostAsJsonAsync("/api/auth/challenge", new { name = user.Name });
-        var challenge = JsonNode.Parse(await challengeResponse.Content.ReadAsStringAsync())!;
-        var nonce = challenge["nonce"]!.GetValue<string>();
-        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var signature = DeviceKeys.Sign(user.PrivateKey, DeviceKeys.LoginMessage(challenge["hub_id"]!.GetValue<string>(), user.Name, nonce, timestamp));
-        using var loginResponse = await _http.PostAsJsonAsync("/api/auth/login", new { name = user.Name, nonce, timestamp, signature = Base64Url.EncodeToString(signature) });
-        Assert.Equal(HttpStatusCode.OK, loginResponse.StatusCode);
-        var tokens = JsonNode.Parse(await loginResponse.Content.ReadAsStringAsync())!;
-        return (tokens["access_token"]!.GetValue<string>(), tokens["expires_at"]!.GetValue<long>());
-    }
-
-    private async Task<RawWebSocket> ConnectAsync(string credential) =>
-        await RawWebSocket.ConnectAsync(_hub.BaseUrl, "/socket/websocket?vsn=2.0.0&token=" + Uri.EscapeDataString(credential));
+    private Task<RawWebSocket> ConnectAsync(string credential) => _id.ConnectAsync(credential);
 
     [Fact]
     public async Task An_expiring_token_is_warned_on_the_lobby_then_the_socket_is_closed_with_4401()

@@ -122,14 +122,7 @@ internal static class ServeCommand
         _ => throw new ArgumentException($"{name} must be a positive number of seconds, not '{value}'"),
     };
 
-    private static string DefaultConfigPath()
-    {
-        var xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
-        var root = string.IsNullOrWhiteSpace(xdg)
-            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config")
-            : xdg;
-        return Path.Combine(root, "parley", "hub.json");
-    }
+    private static string DefaultConfigPath() => Path.Combine(ConfigPaths.Root(), "hub.json");
 
     private static async Task<int> RunAsync(ServerOptions options, bool json)
     {

@@ -10,14 +10,7 @@ namespace Parley.Cli.Identity;
 /// </summary>
 internal static class DeviceKeyFile
 {
-    public static string Directory()
-    {
-        var xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
-        var root = string.IsNullOrWhiteSpace(xdg)
-            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config")
-            : xdg;
-        return Path.Combine(root, "parley", "keys");
-    }
+    public static string Directory() => Path.Combine(ConfigPaths.Root(), "keys");
 
     public static string PathFor(string name) => Path.Combine(Directory(), name + ".key");
 

@@ -13,6 +13,22 @@ namespace Parley.Hub.Lobby;
 /// </summary>
 public sealed class LobbyChannel(ParleyHub hub) : IChannelHandler
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Func<Connections.HubConnection, PhoenixMessage, CancellationToken, ValueTask>> _commands =
+        new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Adds a command other components serve on the lobby (identity's admin and channel operations).
+    /// The handler must reply to the message. Registration happens at start-up; an event has one handler.
+    /// </summary>
+    public void Register(string @event, Func<Connections.HubConnection, PhoenixMessage, CancellationToken, ValueTask> handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        if (@event == TokenRefreshEvent || !_commands.TryAdd(@event, handler))
+        {
+            throw new InvalidOperationException($"the lobby event '{@event}' already has a handler");
+        }
+    }
+
     /// <summary>The one topic served.</summary>
     public const string Topic = "hub:lobby";
 
@@ -62,7 +78,12 @@ public sealed class LobbyChannel(ParleyHub hub) : IChannelHandler
         var (connection, message) = request;
         if (message.Event != TokenRefreshEvent)
         {
-            connection.ReplyError(message, ErrorReasons.UnknownEvent, $"{Topic} takes {TokenRefreshEvent}");
+            if (_commands.TryGetValue(message.Event, out var command))
+            {
+                await command(connection, message, cancellationToken);
+                return;
+            }
+            connection.ReplyError(message, ErrorReasons.UnknownEvent, $"{Topic} takes {TokenRefreshEvent} and {string.Join(", ", _commands.Keys.Order(StringComparer.Ordinal))}");
             return;
         }
         if (message.Payload.ValueKind != JsonValueKind.Object

@@ -4,6 +4,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Identity;
 
@@ -24,6 +26,7 @@ internal static class IdentityEndpoints
     public static void Map(IEndpointRouteBuilder app, IdentityService identity, ParleyHub hub)
     {
         MapAdmin(app, identity, hub);
+        MapChannels(app, identity);
 
         app.MapPost("/api/register", context => HandleAsync(context, async body =>
         {
@@ -184,23 +187,7 @@ internal static class IdentityEndpoints
         app.MapGet("/api/users", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
         {
             var users = await identity.ListUsersAsync(caller, context.RequestAborted);
-            return (StatusCodes.Status200OK, w =>
-            {
-                w.WriteStartArray("users");
-                foreach (var user in users)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("name", user.Name);
-                    w.WriteString("role", HubRoles.Name(user.Role));
-                    w.WriteNumber("created_at", user.CreatedAtMs);
-                    if (user.BannedAtMs is { } banned)
-                    {
-                        w.WriteNumber("banned_at", banned);
-                    }
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
+            return (StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "users", users, IdentityJson.WriteUser));
         }));
 
         app.MapPost("/api/users/{name}/role", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
@@ -244,34 +231,61 @@ internal static class IdentityEndpoints
                 throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "this needs an admin");
             }
             var sessions = hub.Connections;
-            return Task.FromResult<(int, Action<Utf8JsonWriter>)>((StatusCodes.Status200OK, w =>
-            {
-                w.WriteStartArray("sessions");
-                foreach (var connection in sessions)
-                {
-                    var principal = connection.Principal;
-                    w.WriteStartObject();
-                    w.WriteString("id", connection.Id);
-                    w.WriteString("name", principal.Name);
-                    if (principal.Roles.Count > 0)
-                    {
-                        w.WriteString("role", principal.Roles[0]);
-                    }
-                    w.WriteNumber("connected_at", connection.ConnectedAt.ToUnixTimeMilliseconds());
-                    w.WriteNumber("topics", connection.JoinedCount);
-                    if (principal.ExpiresAtMs is { } expires)
-                    {
-                        w.WriteNumber("expires_at", expires);
-                    }
-                    WriteOptional(w, "api_key_id", principal.CredentialId);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            }));
+            return Task.FromResult<(int, Action<Utf8JsonWriter>)>((StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "sessions", sessions, IdentityJson.WriteSession)));
         }));
     }
 
     private static string UserParameter(HttpContext context) => (string)context.Request.RouteValues["name"]!;
+
+    private static string TopicParameter(HttpContext context) => Uri.UnescapeDataString((string)context.Request.RouteValues["topic"]!);
+
+    // Channels: public or private rooms with members; every change reaches live subscribers at once.
+    private static void MapChannels(IEndpointRouteBuilder app, IdentityService identity)
+    {
+        app.MapPost("/api/channels", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
+        {
+            var isPrivate = body.TryGetProperty("private", out var p) && p.ValueKind == JsonValueKind.True;
+            var channel = await identity.CreateChannelAsync(caller, RequiredString(body, "topic"), isPrivate, context.RequestAborted);
+            return (StatusCodes.Status201Created, w => IdentityJson.WriteChannel(w, channel, withMembers: true));
+        }));
+
+        app.MapGet("/api/channels", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            var channels = await identity.ListChannelsAsync(caller, context.RequestAborted);
+            return (StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "channels", channels,
+                (writer, c) => IdentityJson.WriteChannel(writer, c, caller.IsAdmin || c.Members.Any(m => m.UserName == caller.Name))));
+        }));
+
+        app.MapPost("/api/channels/{topic}/visibility", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
+        {
+            if (!body.TryGetProperty("private", out var p) || p.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                throw Bad("invalid_request", "'private' is required (true or false)");
+            }
+            var isPrivate = p.GetBoolean(); // read now: the body is disposed before the reply is written
+            await identity.SetChannelPrivateAsync(caller, TopicParameter(context), isPrivate, context.RequestAborted);
+            return (StatusCodes.Status200OK, w => w.WriteBoolean("private", isPrivate));
+        }));
+
+        app.MapDelete("/api/channels/{topic}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.DeleteChannelAsync(caller, TopicParameter(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("deleted", true));
+        }));
+
+        app.MapPost("/api/channels/{topic}/members", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
+        {
+            var isAdmin = body.TryGetProperty("admin", out var a) && a.ValueKind == JsonValueKind.True;
+            await identity.AddChannelMemberAsync(caller, TopicParameter(context), RequiredString(body, "user"), isAdmin, context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("added", true));
+        }));
+
+        app.MapDelete("/api/channels/{topic}/members/{user}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            await identity.RemoveChannelMemberAsync(caller, TopicParameter(context), (string)context.Request.RouteValues["user"]!, context.RequestAborted);
+            return (StatusCodes.Status200OK, static w => w.WriteBoolean("removed", true));
+        }));
+    }
 
     // ---- request plumbing ----
 
@@ -337,6 +351,18 @@ internal static class IdentityEndpoints
                 {
                     w.WriteNumber("retry_after_s", s);
                 }
+            };
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A bug, not bad input: log it (redacted by the logging pipeline) and answer plainly.
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server.Identity")
+                .LogError(ex, "Identity request {Method} {Path} failed", context.Request.Method, context.Request.Path.Value);
+            status = StatusCodes.Status500InternalServerError;
+            write = static w =>
+            {
+                w.WriteString("error", "internal_error");
+                w.WriteString("message", "the hub failed to handle this request; it is logged. Try again.");
             };
         }
         context.Response.StatusCode = status;

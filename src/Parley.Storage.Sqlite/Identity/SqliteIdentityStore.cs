@@ -40,6 +40,11 @@ public sealed class SqliteIdentityStore : IIdentityStore
         CREATE TABLE IF NOT EXISTS audit (
             seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, event TEXT NOT NULL, actor TEXT,
             subject TEXT, address TEXT, detail TEXT);
+        CREATE TABLE IF NOT EXISTS channels (
+            topic TEXT PRIMARY KEY, private INTEGER NOT NULL, created_by TEXT NOT NULL, created_at INTEGER NOT NULL, deleted_at INTEGER);
+        CREATE TABLE IF NOT EXISTS channel_members (
+            topic TEXT NOT NULL REFERENCES channels(topic), user_name TEXT NOT NULL, admin INTEGER NOT NULL, added_at INTEGER NOT NULL,
+            PRIMARY KEY (topic, user_name));
         CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, secret BLOB NOT NULL, created_at INTEGER NOT NULL);
         CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -269,6 +274,48 @@ public sealed class SqliteIdentityStore : IIdentityStore
         RunAsync<IReadOnlyList<AuditEntry>>(c => Query(c, "SELECT seq, ts, event, actor, subject, address, detail FROM audit WHERE seq > $a ORDER BY seq LIMIT $l",
             static r => new AuditEntry(r.GetInt64(0), r.GetInt64(1), r.GetString(2), NullableString(r, 3), NullableString(r, 4), NullableString(r, 5), NullableString(r, 6)),
             ("$a", afterSeq), ("$l", limit)), cancellationToken);
+
+    // ---- channels ----
+
+    public ValueTask<bool> CreateChannelAsync(string topic, bool isPrivate, string createdBy, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c =>
+        {
+            using var tx = c.BeginTransaction(deferred: false);
+            if (NonQuery(c, "INSERT INTO channels (topic, private, created_by, created_at) VALUES ($t, $p, $by, $now) ON CONFLICT(topic) DO NOTHING",
+                ("$t", topic), ("$p", isPrivate ? 1 : 0), ("$by", createdBy), ("$now", nowMs)) == 0)
+            {
+                return false;
+            }
+            NonQuery(c, "INSERT INTO channel_members (topic, user_name, admin, added_at) VALUES ($t, $u, 1, $now)", ("$t", topic), ("$u", createdBy), ("$now", nowMs));
+            tx.Commit();
+            return true;
+        }, cancellationToken);
+
+    public ValueTask<IReadOnlyList<ChannelRecord>> ListChannelsAsync(CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<ChannelRecord>>(c =>
+        {
+            var members = Query(c, "SELECT topic, user_name, admin FROM channel_members ORDER BY topic, user_name",
+                static r => (Topic: r.GetString(0), Member: new ChannelMember(r.GetString(1), r.GetInt64(2) != 0)))
+                .GroupBy(m => m.Topic).ToDictionary(g => g.Key, g => (IReadOnlyList<ChannelMember>)[.. g.Select(m => m.Member)], StringComparer.Ordinal);
+            return Query(c, "SELECT topic, private, created_by, created_at, deleted_at FROM channels ORDER BY topic",
+                r => new ChannelRecord(r.GetString(0), r.GetInt64(1) != 0, r.GetString(2), r.GetInt64(3), r.IsDBNull(4) ? null : r.GetInt64(4),
+                    members.TryGetValue(r.GetString(0), out var list) ? list : []));
+        }, cancellationToken);
+
+    public ValueTask<bool> SetChannelPrivateAsync(string topic, bool isPrivate, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "UPDATE channels SET private = $p WHERE topic = $t AND deleted_at IS NULL", ("$p", isPrivate ? 1 : 0), ("$t", topic)) > 0, cancellationToken);
+
+    public ValueTask<bool> DeleteChannelAsync(string topic, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "UPDATE channels SET deleted_at = $now WHERE topic = $t AND deleted_at IS NULL", ("$now", nowMs), ("$t", topic)) > 0, cancellationToken);
+
+    public ValueTask SetChannelMemberAsync(string topic, string userName, bool isAdmin, long nowMs, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, """
+            INSERT INTO channel_members (topic, user_name, admin, added_at) VALUES ($t, $u, $a, $now)
+            ON CONFLICT(topic, user_name) DO UPDATE SET admin = excluded.admin
+            """, ("$t", topic), ("$u", userName), ("$a", isAdmin ? 1 : 0), ("$now", nowMs)), cancellationToken);
+
+    public ValueTask<bool> RemoveChannelMemberAsync(string topic, string userName, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "DELETE FROM channel_members WHERE topic = $t AND user_name = $u", ("$t", topic), ("$u", userName)) > 0, cancellationToken);
 
     // ---- signing keys ----
 

@@ -1,0 +1,160 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Parley.Hub.Rooms;
+
+namespace Parley.Identity;
+
+/// <summary>What a socket may do on a channel, as decided by <see cref="IdentityService.JoinDecision"/>.</summary>
+public enum ChannelAccess
+{
+    Allowed,
+    Forbidden,
+}
+
+public sealed partial class IdentityService
+{
+    // Registered channels by topic, kept in memory so a join (and a reconnect storm of them) never
+    // waits on the database. Replaced wholesale on every change; readers take a snapshot.
+    private readonly ConcurrentDictionary<string, ChannelState> _channels = new(StringComparer.Ordinal);
+
+    private sealed record ChannelState(bool IsPrivate, bool IsDeleted, ImmutableDictionary<string, bool> Members);
+
+    private async Task LoadChannelsAsync(CancellationToken cancellationToken)
+    {
+        foreach (var channel in await _store.ListChannelsAsync(cancellationToken))
+        {
+            _channels[channel.Topic] = ToState(channel);
+        }
+    }
+
+    private static ChannelState ToState(ChannelRecord channel) =>
+        new(channel.IsPrivate, channel.DeletedAtMs is not null,
+            channel.Members.ToImmutableDictionary(m => m.UserName, m => m.IsAdmin, StringComparer.Ordinal));
+
+    private async Task ReloadChannelAsync(string topic, CancellationToken cancellationToken)
+    {
+        var channel = (await _store.ListChannelsAsync(cancellationToken)).FirstOrDefault(c => c.Topic == topic);
+        if (channel is null)
+        {
+            _channels.TryRemove(topic, out _);
+        }
+        else
+        {
+            _channels[topic] = ToState(channel);
+        }
+    }
+
+    /// <summary>
+    /// May <paramref name="name"/> (a user, or a <c>key:</c> principal) with <paramref name="role"/> join
+    /// <paramref name="topic"/>? Unregistered topics are public; a private channel admits its members
+    /// and hub admins; a deleted one nobody. Answered from memory.
+    /// </summary>
+    public ChannelAccess JoinDecision(string name, HubRole role, string topic)
+    {
+        if (!_channels.TryGetValue(topic, out var channel))
+        {
+            return ChannelAccess.Allowed;
+        }
+        if (channel.IsDeleted)
+        {
+            return ChannelAccess.Forbidden;
+        }
+        return !channel.IsPrivate || role >= HubRole.Admin || channel.Members.ContainsKey(name) ? ChannelAccess.Allowed : ChannelAccess.Forbidden;
+    }
+
+    /// <summary>Registers a channel; its creator becomes its admin. Guests cannot create channels.</summary>
+    public async Task<ChannelRecord> CreateChannelAsync(Caller caller, string topic, bool isPrivate, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        if (caller.Role < HubRole.Member)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "guests cannot create channels");
+        }
+        if (!RoomChannel.IsValidTopic(topic))
+        {
+            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room topic: room:<1-100 characters of A-Z a-z 0-9 . _ ->");
+        }
+        if (!await _store.CreateChannelAsync(topic, isPrivate, caller.Name, NowMs, cancellationToken))
+        {
+            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{topic} is already registered (or was deleted)");
+        }
+        await AuditAsync("channel.created", caller.Name, topic, null, isPrivate ? "private" : "public", cancellationToken);
+        await ReloadChannelAsync(topic, cancellationToken);
+        return await GetChannelAsync(topic, cancellationToken);
+    }
+
+    /// <summary>Public channels and the private ones the caller belongs to; everything for hub admins.</summary>
+    public async Task<IReadOnlyList<ChannelRecord>> ListChannelsAsync(Caller caller, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var all = await _store.ListChannelsAsync(cancellationToken);
+        return caller.IsAdmin
+            ? all
+            : [.. all.Where(c => c.DeletedAtMs is null && (!c.IsPrivate || c.Members.Any(m => m.UserName == caller.Name)))];
+    }
+
+    public async Task SetChannelPrivateAsync(Caller caller, string topic, bool isPrivate, CancellationToken cancellationToken = default)
+    {
+        await RequireChannelAdminAsync(caller, topic, cancellationToken);
+        await _store.SetChannelPrivateAsync(topic, isPrivate, cancellationToken);
+        await AuditAsync("channel.visibility", caller.Name, topic, null, isPrivate ? "private" : "public", cancellationToken);
+        await ChannelChangedAsync(topic, cancellationToken);
+    }
+
+    /// <summary>Deletes a channel: its subscribers are removed and nobody joins it again (its history ages out by retention).</summary>
+    public async Task DeleteChannelAsync(Caller caller, string topic, CancellationToken cancellationToken = default)
+    {
+        await RequireChannelAdminAsync(caller, topic, cancellationToken);
+        await _store.DeleteChannelAsync(topic, NowMs, cancellationToken);
+        await AuditAsync("channel.deleted", caller.Name, topic, null, null, cancellationToken);
+        await ChannelChangedAsync(topic, cancellationToken);
+    }
+
+    public async Task AddChannelMemberAsync(Caller caller, string topic, string userName, bool isAdmin, CancellationToken cancellationToken = default)
+    {
+        await RequireChannelAdminAsync(caller, topic, cancellationToken);
+        if (await _store.GetUserAsync(userName, cancellationToken) is null)
+        {
+            throw new IdentityException(IdentityErrorKind.NotFound, "user_not_found", $"no user '{userName}'");
+        }
+        await _store.SetChannelMemberAsync(topic, userName, isAdmin, NowMs, cancellationToken);
+        await AuditAsync("channel.member_added", caller.Name, topic, null, $"user={userName}{(isAdmin ? " admin" : "")}", cancellationToken);
+        await ReloadChannelAsync(topic, cancellationToken);
+    }
+
+    public async Task RemoveChannelMemberAsync(Caller caller, string topic, string userName, CancellationToken cancellationToken = default)
+    {
+        await RequireChannelAdminAsync(caller, topic, cancellationToken);
+        if (!await _store.RemoveChannelMemberAsync(topic, userName, cancellationToken))
+        {
+            throw new IdentityException(IdentityErrorKind.NotFound, "member_not_found", $"{userName} is not a member of {topic}");
+        }
+        await AuditAsync("channel.member_removed", caller.Name, topic, null, "user=" + userName, cancellationToken);
+        await ChannelChangedAsync(topic, cancellationToken);
+    }
+
+    public async Task<ChannelRecord> GetChannelAsync(string topic, CancellationToken cancellationToken = default) =>
+        (await _store.ListChannelsAsync(cancellationToken)).FirstOrDefault(c => c.Topic == topic)
+        ?? throw new IdentityException(IdentityErrorKind.NotFound, "channel_not_found", $"{topic} is not a registered channel");
+
+    private async Task ChannelChangedAsync(string topic, CancellationToken cancellationToken)
+    {
+        await ReloadChannelAsync(topic, cancellationToken);
+        Raise(new CredentialChange(CredentialChangeKind.ChannelAccessChanged, null, null, Topic: topic));
+    }
+
+    // Channel admins and hub admins manage a channel; a deleted channel is managed by nobody.
+    private async Task RequireChannelAdminAsync(Caller caller, string topic, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var channel = await GetChannelAsync(topic, cancellationToken);
+        if (channel.DeletedAtMs is not null)
+        {
+            throw new IdentityException(IdentityErrorKind.Gone, "channel_deleted", $"{topic} was deleted");
+        }
+        if (!caller.IsAdmin && !channel.Members.Any(m => m.UserName == caller.Name && m.IsAdmin))
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", $"only {topic}'s admins and hub admins manage it");
+        }
+    }
+}
