@@ -87,6 +87,9 @@ public interface IIdentityStore : IAsyncDisposable
 
     ValueTask<bool> DeleteChannelAsync(string topic, long nowMs, CancellationToken cancellationToken = default);
 
+    /// <summary>Renames a registered channel and its memberships; false when <paramref name="to"/> is registered.</summary>
+    ValueTask<bool> RenameChannelAsync(string from, string to, CancellationToken cancellationToken = default);
+
     /// <summary>Adds or updates a member.</summary>
     ValueTask SetChannelMemberAsync(string topic, string userName, bool isAdmin, long nowMs, CancellationToken cancellationToken = default);
 

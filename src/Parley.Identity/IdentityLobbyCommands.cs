@@ -58,6 +58,7 @@ public static class IdentityLobbyCommands
             return w => IdentityJson.WriteChannel(w, channel, withMembers: true);
         });
         lobby.Register("channel.visibility", async (caller, p, ct) => Done(await Run(() => identity.SetChannelPrivateAsync(caller, Text(p, "topic"), Flag(p, "private"), ct))));
+        lobby.Register("channel.rename", async (caller, p, ct) => Done(await Run(() => identity.RenameChannelAsync(caller, Text(p, "topic"), Text(p, "to"), ct))));
         lobby.Register("channel.delete", async (caller, p, ct) => Done(await Run(() => identity.DeleteChannelAsync(caller, Text(p, "topic"), ct))));
         lobby.Register("channel.add_member", async (caller, p, ct) => Done(await Run(() => identity.AddChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), Flag(p, "admin"), ct))));
         lobby.Register("channel.remove_member", async (caller, p, ct) => Done(await Run(() => identity.RemoveChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), ct))));

@@ -110,6 +110,42 @@ public sealed partial class IdentityService
         await ChannelChangedAsync(topic, cancellationToken);
     }
 
+    /// <summary>
+    /// Moves a channel's history (<see cref="Parley.Hub.History.IHistoryStore.RenameTopicAsync"/>); set at start-up
+    /// by the host. Without it channels cannot be renamed.
+    /// </summary>
+    public Func<string, string, CancellationToken, ValueTask<bool>>? MoveTopicHistory { get; set; }
+
+    /// <summary>
+    /// Renames a channel: its history, access rules and members move to <paramref name="to"/>; live
+    /// subscribers of the old name get <c>phx_close</c> and rejoin under the new one.
+    /// </summary>
+    public async Task RenameChannelAsync(Caller caller, string from, string to, CancellationToken cancellationToken = default)
+    {
+        await RequireChannelAdminAsync(caller, from, cancellationToken);
+        if (!RoomChannel.IsValidTopic(to))
+        {
+            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room topic: room:<1-100 characters of A-Z a-z 0-9 . _ ->");
+        }
+        if (_channels.ContainsKey(to))
+        {
+            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} is already registered (or was deleted)");
+        }
+        var move = MoveTopicHistory ?? throw new InvalidOperationException("MoveTopicHistory is not set: the host wires it to the history store");
+        if (!await move(from, to, cancellationToken))
+        {
+            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} already has history; pick another name");
+        }
+        if (!await _store.RenameChannelAsync(from, to, cancellationToken))
+        {
+            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} is already registered");
+        }
+        await AuditAsync("channel.renamed", caller.Name, from, null, "to=" + to, cancellationToken);
+        await ReloadChannelAsync(from, cancellationToken);
+        await ReloadChannelAsync(to, cancellationToken);
+        Raise(new CredentialChange(CredentialChangeKind.ChannelRenamed, null, null, Topic: from));
+    }
+
     public async Task AddChannelMemberAsync(Caller caller, string topic, string userName, bool isAdmin, CancellationToken cancellationToken = default)
     {
         await RequireChannelAdminAsync(caller, topic, cancellationToken);

@@ -28,6 +28,9 @@ public enum CredentialChangeKind
 
     /// <summary>A channel's access changed (made private, a member removed, deleted): subscribers who may no longer be there are removed.</summary>
     ChannelAccessChanged,
+
+    /// <summary>A channel was renamed (<see cref="CredentialChange.Topic"/> is the old name): every subscriber of the old name is removed.</summary>
+    ChannelRenamed,
 }
 
 /// <summary>One change of access; <see cref="UserName"/> or <see cref="ApiKeyId"/> says whose.</summary>

@@ -53,6 +53,8 @@ public static class LiveAccess
                     }
                 }
                 return removed;
+            case CredentialChangeKind.ChannelRenamed when change.Topic is { } oldTopic:
+                return hub.Connections.Count(connection => connection.RemoveSubscription(oldTopic, sendClose: true));
             default:
                 return 0;
         }

@@ -128,6 +128,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             hub = app.Services.GetRequiredService<ParleyHub>();
             LiveAccess.Follow(identity, hub);
             IdentityLobbyCommands.Register(hub.Lobby, identity, hub);
+            identity.MoveTopicHistory = hub.History.RenameTopicAsync;
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub);
             await app.StartAsync(cancellationToken);

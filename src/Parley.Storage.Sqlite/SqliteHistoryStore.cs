@@ -145,6 +145,46 @@ public sealed partial class SqliteHistoryStore : IHistoryStore
         }
     }
 
+    /// <inheritdoc />
+    public async ValueTask<bool> RenameTopicAsync(string from, string to, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(from);
+        ArgumentNullException.ThrowIfNull(to);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            await Task.Yield(); // the commit below fsyncs: never on the caller's (possibly socket) thread
+            using var transaction = _writer.BeginTransaction(deferred: false);
+            using (var exists = _writer.CreateCommand())
+            {
+                exists.CommandText = "SELECT 1 FROM topics WHERE topic = $to;";
+                exists.Parameters.AddWithValue("$to", to);
+                if (exists.ExecuteScalar() is not null)
+                {
+                    return false;
+                }
+            }
+            using (var rename = _writer.CreateCommand())
+            {
+                rename.CommandText = "UPDATE topics SET topic = $to WHERE topic = $from;";
+                rename.Parameters.AddWithValue("$to", to);
+                rename.Parameters.AddWithValue("$from", from);
+                rename.ExecuteNonQuery();
+            }
+            transaction.Commit();
+            // The head cache is keyed by name: both names reload from the table on next use.
+            _topics.Remove(from);
+            _topics.Remove(to);
+            return true;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
     /// <summary>Closes the connections. Waits for an append or trim chunk in progress; later calls on
     /// this instance throw <see cref="ObjectDisposedException"/>. Calling it again does nothing.</summary>
     public async ValueTask DisposeAsync()

@@ -164,6 +164,26 @@ internal sealed class InMemoryHistoryStore(string epoch = "mem-epoch-1") : IHist
         }
     }
 
+    public ValueTask<bool> RenameTopicAsync(string from, string to, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_topics.ContainsKey(to))
+            {
+                return ValueTask.FromResult(false);
+            }
+            if (_topics.Remove(from, out var state))
+            {
+                var moved = state.Messages.Select(m => m with { Topic = to }).ToList();
+                state.Messages.Clear();
+                state.Messages.AddRange(moved);
+                _topics[to] = state;
+            }
+            return ValueTask.FromResult(true);
+        }
+    }
+
     public ValueTask DisposeAsync()
     {
         lock (_lock)

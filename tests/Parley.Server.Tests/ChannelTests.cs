@@ -139,4 +139,38 @@ public sealed class ChannelTests : IAsyncLifetime
         Assert.Equal("ok", kicked.Status());
         Assert.Equal(4409, (await bob.ReadCloseAsync(TimeSpan.FromSeconds(1))).CloseCode);
     }
+
+    [Fact]
+    public async Task Renaming_a_channel_moves_its_history_and_rules_and_closes_the_old_name()
+    {
+        await _id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "room:before", @private = true }, bearer: _mia, expect: HttpStatusCode.Created);
+        await using var mia = await _id.ConnectAsync(_mia);
+        await mia.JoinAsync("room:before");
+        Assert.Equal("ok", (await mia.ReadReplyAsync(await mia.PushAsync(null, "room:before", "msg", new { body = "kept" }))).Status());
+
+        await _id.CallAsync(HttpMethod.Post, "/api/channels/room:before/rename", new { topic = "room:after" }, bearer: _mia);
+
+        await mia.ReadUntilAsync(f => f.Event == "phx_close" && f.Topic == "room:before");
+        var joined = await mia.JoinAsync("room:after", new { since = 0 });
+        Assert.Equal(1, joined["offset"]!.GetValue<long>());
+        var replayed = await mia.ReadUntilAsync(f => f.Event == "msg" && f.Topic == "room:after");
+        Assert.Equal("kept", replayed.Payload_!["body"]!.GetValue<string>());
+        var pushed = await mia.ReadReplyAsync(await mia.PushAsync(null, "room:after", "msg", new { body = "next" }));
+        Assert.Equal(2, pushed.Response()["offset"]!.GetValue<long>());
+
+        // The rules moved too: still private, bob is still out.
+        await using var bob = await _id.ConnectAsync(_bob);
+        Assert.Equal("forbidden", (await TryJoinAsync(bob, "room:after")).Reason());
+
+        // A name that is registered or has history is refused.
+        await _id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "room:taken" }, bearer: _mia, expect: HttpStatusCode.Created);
+        await _id.CallAsync(HttpMethod.Post, "/api/channels/room:after/rename", new { topic = "room:taken" }, bearer: _mia, expect: HttpStatusCode.Conflict);
+        await using (var writer = await _id.ConnectAsync(_bob))
+        {
+            await writer.JoinAsync("room:busy");
+            await writer.ReadReplyAsync(await writer.PushAsync(null, "room:busy", "msg", new { body = "x" }));
+        }
+        await _id.CallAsync(HttpMethod.Post, "/api/channels/room:after/rename", new { topic = "room:busy" }, bearer: _mia, expect: HttpStatusCode.Conflict);
+        await _id.CallAsync(HttpMethod.Post, "/api/channels/room:after/rename", new { topic = "room:after2" }, bearer: _bob, expect: HttpStatusCode.Forbidden);
+    }
 }

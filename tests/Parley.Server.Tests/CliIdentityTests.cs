@@ -104,6 +104,15 @@ public sealed class CliIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Serve_refuses_anonymous_access_on_a_non_loopback_address()
+    {
+        var (code, _, stderr) = await Cli("serve", "--listen", "0.0.0.0:0", "--allow-remote", "--insecure-no-auth", "--data", Path.Combine(_config, "data"));
+        Assert.Equal(2, code);
+        Assert.Contains("--insecure-no-auth", stderr, StringComparison.Ordinal);
+        Assert.Contains("loopback", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Usage_errors_exit_2_and_an_unreachable_hub_exits_1()
     {
         Assert.Equal(2, (await Cli("register", "--server", "ftp://x", "--name", "alice")).ExitCode);

@@ -84,6 +84,43 @@ public abstract class HistoryStoreSpec : IAsyncLifetime
     private static long[] Seq(long from, long through) =>
         from > through ? [] : Enumerable.Range(0, checked((int)(through - from + 1))).Select(i => from + i).ToArray();
 
+    // ---- rename --------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Rename_moves_history_and_offsets_continue_under_the_new_name()
+    {
+        var store = await NewStoreAsync();
+        await AppendNumbered(store, "room:old", 3);
+
+        Assert.True(await store.RenameTopicAsync("room:old", "room:new").AsTask().WaitAsync(Timeout));
+
+        Assert.Equal(0, (await Position(store, "room:old")).Head);
+        Assert.Empty(await Range(store, "room:old", 0, long.MaxValue));
+        var moved = await Range(store, "room:new", 0, long.MaxValue);
+        Assert.Equal([1L, 2L, 3L], moved.Select(m => m.Offset));
+        Assert.All(moved, m => Assert.Equal("room:new", m.Topic));
+        var next = await Append(store, Req("room:new", "after-rename"));
+        Assert.Equal(4, next[0].Message.Offset);
+
+        store = await RestartAsync(store);
+        Assert.Equal(4, (await Position(store, "room:new")).Head);
+        Assert.Equal(0, (await Position(store, "room:old")).Head);
+    }
+
+    [Fact]
+    public async Task Rename_refuses_a_target_with_history_and_a_missing_source_is_a_no_op()
+    {
+        var store = await NewStoreAsync();
+        await AppendNumbered(store, "room:a", 2);
+        await AppendNumbered(store, "room:b", 1);
+
+        Assert.False(await store.RenameTopicAsync("room:a", "room:b").AsTask().WaitAsync(Timeout));
+        Assert.Equal(2, (await Position(store, "room:a")).Head);
+        Assert.Equal(1, (await Position(store, "room:b")).Head);
+        Assert.True(await store.RenameTopicAsync("room:none", "room:c").AsTask().WaitAsync(Timeout));
+        Assert.Equal(0, (await Position(store, "room:c")).Head);
+    }
+
     // ---- appends -------------------------------------------------------------------------------
 
     [Fact]

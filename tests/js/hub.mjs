@@ -39,7 +39,10 @@ process.on("exit", () => {
   }
 });
 
-/** Starts a hub. opts: { env?: {NAME: value}, port?: number (0 = any), dataDir?: string, readyTimeoutMs? } */
+/**
+ * Starts a hub. opts: { env?: {NAME: value}, port?: number (0 = any), dataDir?: string, readyTimeoutMs?,
+ * auth?: boolean (default false: the hub runs with --insecure-no-auth; true: sockets need a credential) }
+ */
 export async function start(opts = {}) {
   if (!existsSync(CLI_DLL)) {
     throw new Error(`parley.dll not found at ${CLI_DLL}; build it with 'dotnet build src/Parley.Cli -c Release' or set PARLEY_CLI_DLL`);
@@ -47,6 +50,7 @@ export async function start(opts = {}) {
   const ownsDataDir = !opts.dataDir;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "parley-js-"));
   const hub = new Hub(dataDir, ownsDataDir, opts.env ?? {}, opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
+  hub.auth = opts.auth === true;
   try {
     await hub.launch(opts.port ?? 0);
   } catch (err) {
@@ -107,7 +111,10 @@ class Hub {
     this.runs++;
     this.runLog = "";
     this.appendLog(`----- hub run ${this.runs} (port ${port}) -----\n`);
-    const args = [CLI_DLL, "serve", "--listen", `127.0.0.1:${port}`, "--data", this.dataDir, "--json", "--insecure-no-auth"];
+    const args = [CLI_DLL, "serve", "--listen", `127.0.0.1:${port}`, "--data", this.dataDir, "--json"];
+    if (!this.auth) {
+      args.push("--insecure-no-auth");
+    }
     const child = spawn("dotnet", args, { env: this.environment(), stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     live.add(child);

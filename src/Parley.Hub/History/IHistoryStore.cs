@@ -87,4 +87,12 @@ public interface IHistoryStore : IAsyncDisposable
     /// <paramref name="nowMs"/>), updating each topic's FirstRetained and LastTrimmedTimestampMs.
     /// Never changes a topic's Head. Returns the number of messages removed.</summary>
     ValueTask<long> TrimAsync(RetentionPolicy policy, long nowMs, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Moves a topic's history (messages, head, retention marks) to <paramref name="to"/>, atomically
+    /// with respect to appends; reads of <paramref name="from"/> then see an empty topic. Returns false,
+    /// moving nothing, when <paramref name="to"/> already has history. A <paramref name="from"/> without
+    /// history is a successful no-op.
+    /// </summary>
+    ValueTask<bool> RenameTopicAsync(string from, string to, CancellationToken cancellationToken = default);
 }

@@ -267,6 +267,13 @@ internal static class IdentityEndpoints
             return (StatusCodes.Status200OK, w => w.WriteBoolean("private", isPrivate));
         }));
 
+        app.MapPost("/api/channels/{topic}/rename", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
+        {
+            var to = RequiredString(body, "topic");
+            await identity.RenameChannelAsync(caller, TopicParameter(context), to, context.RequestAborted);
+            return (StatusCodes.Status200OK, w => w.WriteString("topic", to));
+        }));
+
         app.MapDelete("/api/channels/{topic}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
         {
             await identity.DeleteChannelAsync(caller, TopicParameter(context), context.RequestAborted);

@@ -308,6 +308,21 @@ public sealed class SqliteIdentityStore : IIdentityStore
     public ValueTask<bool> DeleteChannelAsync(string topic, long nowMs, CancellationToken cancellationToken = default) =>
         RunAsync(c => NonQuery(c, "UPDATE channels SET deleted_at = $now WHERE topic = $t AND deleted_at IS NULL", ("$now", nowMs), ("$t", topic)) > 0, cancellationToken);
 
+    public ValueTask<bool> RenameChannelAsync(string from, string to, CancellationToken cancellationToken = default) =>
+        RunAsync(c =>
+        {
+            using var tx = c.BeginTransaction(deferred: false);
+            if (Scalar(c, "SELECT 1 FROM channels WHERE topic = $to", ("$to", to)) is not null)
+            {
+                return false;
+            }
+            NonQuery(c, "PRAGMA defer_foreign_keys = ON;");
+            var renamed = NonQuery(c, "UPDATE channels SET topic = $to WHERE topic = $from AND deleted_at IS NULL", ("$to", to), ("$from", from)) > 0;
+            NonQuery(c, "UPDATE channel_members SET topic = $to WHERE topic = $from", ("$to", to), ("$from", from));
+            tx.Commit();
+            return renamed;
+        }, cancellationToken);
+
     public ValueTask SetChannelMemberAsync(string topic, string userName, bool isAdmin, long nowMs, CancellationToken cancellationToken = default) =>
         RunVoidAsync(c => NonQuery(c, """
             INSERT INTO channel_members (topic, user_name, admin, added_at) VALUES ($t, $u, $a, $now)
