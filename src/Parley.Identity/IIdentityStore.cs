@@ -26,6 +26,9 @@ public interface IIdentityStore : IAsyncDisposable
 
     ValueTask<bool> SetRoleAsync(string name, HubRole role, CancellationToken cancellationToken = default);
 
+    /// <summary>Refuses the user's access tokens issued before <paramref name="validAfterMs"/>.</summary>
+    ValueTask SetTokensValidAfterAsync(string name, long validAfterMs, CancellationToken cancellationToken = default);
+
     /// <summary>Bans (a time) or unbans (null).</summary>
     ValueTask<bool> SetBannedAsync(string name, long? bannedAtMs, CancellationToken cancellationToken = default);
 
@@ -55,7 +58,10 @@ public interface IIdentityStore : IAsyncDisposable
     /// Uses a refresh token once, atomically. A token presented a second time (or after revocation)
     /// revokes every token of its family and returns <see cref="RefreshOutcome.Reused"/>.
     /// </summary>
-    ValueTask<(RefreshOutcome Outcome, RefreshTokenRecord? Token)> UseRefreshTokenAsync(string hash, long nowMs, CancellationToken cancellationToken = default);
+    /// <remarks>On <see cref="RefreshOutcome.Rotated"/> the <paramref name="next"/> token (same family and user; its
+    /// Family and UserName are taken from the used token) is stored in the same transaction, so a concurrent
+    /// reuse that revokes the family also revokes it. A family with any revoked token never rotates.</remarks>
+    ValueTask<(RefreshOutcome Outcome, RefreshTokenRecord? Token)> UseRefreshTokenAsync(string hash, long nowMs, string nextHash, long nextExpiresAtMs, CancellationToken cancellationToken = default);
 
     /// <summary>Revokes every refresh token of a user (ban, revoke-user).</summary>
     ValueTask RevokeRefreshTokensAsync(string userName, long nowMs, CancellationToken cancellationToken = default);

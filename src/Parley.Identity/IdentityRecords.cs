@@ -1,7 +1,8 @@
 namespace Parley.Identity;
 
 /// <summary>A registered user.</summary>
-public sealed record UserRecord(string Name, HubRole Role, long CreatedAtMs, long? BannedAtMs)
+/// <param name="TokensValidAfterMs">Access tokens issued before this time are refused (set when the user's credentials are revoked or the user is banned).</param>
+public sealed record UserRecord(string Name, HubRole Role, long CreatedAtMs, long? BannedAtMs, long? TokensValidAfterMs = null)
 {
     public bool IsBanned => BannedAtMs is not null;
 }

@@ -19,6 +19,33 @@ public sealed partial class IdentityService
 
     private sealed record ChannelState(bool IsPrivate, bool IsDeleted, ImmutableDictionary<string, bool> Members);
 
+    // One channel change at a time: the cache reload after a change can never be overtaken by an older
+    // read, and a rename's target cannot be created between its checks and its move.
+    private readonly SemaphoreSlim _channelGate = new(1, 1);
+
+    /// <summary>Every registered channel topic (for sweeping subscriptions after a role change).</summary>
+    public IReadOnlyCollection<string> RegisteredChannels => [.. _channels.Keys];
+
+    private async Task<T> ChannelChangeAsync<T>(Func<Task<T>> change, CancellationToken cancellationToken)
+    {
+        await _channelGate.WaitAsync(cancellationToken);
+        try
+        {
+            return await change();
+        }
+        finally
+        {
+            _channelGate.Release();
+        }
+    }
+
+    private Task ChannelChangeAsync(Func<Task> change, CancellationToken cancellationToken) =>
+        ChannelChangeAsync(async () =>
+        {
+            await change();
+            return true;
+        }, cancellationToken);
+
     private async Task LoadChannelsAsync(CancellationToken cancellationToken)
     {
         foreach (var channel in await _store.ListChannelsAsync(cancellationToken))
@@ -70,17 +97,36 @@ public sealed partial class IdentityService
         {
             throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "guests cannot create channels");
         }
+        RequireValidTopic(topic);
+        RequireTopicAllowed(caller, topic);
+        return await ChannelChangeAsync(async () =>
+        {
+            if (!await _store.CreateChannelAsync(topic, isPrivate, caller.Name, NowMs, cancellationToken))
+            {
+                throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{topic} is already registered (or was deleted)");
+            }
+            await AuditAsync("channel.created", caller.Name, topic, null, isPrivate ? "private" : "public", cancellationToken);
+            // A topic that becomes private may have subscribers already: the non-members leave now.
+            await ChannelChangedAsync(topic, cancellationToken);
+            return await GetChannelAsync(topic, cancellationToken);
+        }, cancellationToken);
+    }
+
+    private static void RequireValidTopic(string topic)
+    {
         if (!RoomChannel.IsValidTopic(topic))
         {
             throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room topic: room:<1-100 characters of A-Z a-z 0-9 . _ ->");
         }
-        if (!await _store.CreateChannelAsync(topic, isPrivate, caller.Name, NowMs, cancellationToken))
+    }
+
+    // A key restricted to some topics manages only channels within them.
+    private static void RequireTopicAllowed(Caller caller, string topic)
+    {
+        if (!TopicPatterns.Matches(caller.TopicPattern, topic))
         {
-            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{topic} is already registered (or was deleted)");
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", $"this credential is restricted to {caller.TopicPattern}");
         }
-        await AuditAsync("channel.created", caller.Name, topic, null, isPrivate ? "private" : "public", cancellationToken);
-        await ReloadChannelAsync(topic, cancellationToken);
-        return await GetChannelAsync(topic, cancellationToken);
     }
 
     /// <summary>Public channels and the private ones the caller belongs to; everything for hub admins.</summary>
@@ -93,22 +139,24 @@ public sealed partial class IdentityService
             : [.. all.Where(c => c.DeletedAtMs is null && (!c.IsPrivate || c.Members.Any(m => m.UserName == caller.Name)))];
     }
 
-    public async Task SetChannelPrivateAsync(Caller caller, string topic, bool isPrivate, CancellationToken cancellationToken = default)
-    {
-        await RequireChannelAdminAsync(caller, topic, cancellationToken);
-        await _store.SetChannelPrivateAsync(topic, isPrivate, cancellationToken);
-        await AuditAsync("channel.visibility", caller.Name, topic, null, isPrivate ? "private" : "public", cancellationToken);
-        await ChannelChangedAsync(topic, cancellationToken);
-    }
+    public Task SetChannelPrivateAsync(Caller caller, string topic, bool isPrivate, CancellationToken cancellationToken = default) =>
+        ChannelChangeAsync(async () =>
+        {
+            await RequireChannelAdminAsync(caller, topic, cancellationToken);
+            await _store.SetChannelPrivateAsync(topic, isPrivate, cancellationToken);
+            await AuditAsync("channel.visibility", caller.Name, topic, null, isPrivate ? "private" : "public", cancellationToken);
+            await ChannelChangedAsync(topic, cancellationToken);
+        }, cancellationToken);
 
     /// <summary>Deletes a channel: its subscribers are removed and nobody joins it again (its history ages out by retention).</summary>
-    public async Task DeleteChannelAsync(Caller caller, string topic, CancellationToken cancellationToken = default)
-    {
-        await RequireChannelAdminAsync(caller, topic, cancellationToken);
-        await _store.DeleteChannelAsync(topic, NowMs, cancellationToken);
-        await AuditAsync("channel.deleted", caller.Name, topic, null, null, cancellationToken);
-        await ChannelChangedAsync(topic, cancellationToken);
-    }
+    public Task DeleteChannelAsync(Caller caller, string topic, CancellationToken cancellationToken = default) =>
+        ChannelChangeAsync(async () =>
+        {
+            await RequireChannelAdminAsync(caller, topic, cancellationToken);
+            await _store.DeleteChannelAsync(topic, NowMs, cancellationToken);
+            await AuditAsync("channel.deleted", caller.Name, topic, null, null, cancellationToken);
+            await ChannelChangedAsync(topic, cancellationToken);
+        }, cancellationToken);
 
     /// <summary>
     /// Moves a channel's history (<see cref="Parley.Hub.History.IHistoryStore.RenameTopicAsync"/>); set at start-up
@@ -120,54 +168,57 @@ public sealed partial class IdentityService
     /// Renames a channel: its history, access rules and members move to <paramref name="to"/>; live
     /// subscribers of the old name get <c>phx_close</c> and rejoin under the new one.
     /// </summary>
-    public async Task RenameChannelAsync(Caller caller, string from, string to, CancellationToken cancellationToken = default)
-    {
-        await RequireChannelAdminAsync(caller, from, cancellationToken);
-        if (!RoomChannel.IsValidTopic(to))
+    public Task RenameChannelAsync(Caller caller, string from, string to, CancellationToken cancellationToken = default) =>
+        ChannelChangeAsync(async () =>
         {
-            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room topic: room:<1-100 characters of A-Z a-z 0-9 . _ ->");
-        }
-        if (_channels.ContainsKey(to))
-        {
-            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} is already registered (or was deleted)");
-        }
-        var move = MoveTopicHistory ?? throw new InvalidOperationException("MoveTopicHistory is not set: the host wires it to the history store");
-        if (!await move(from, to, cancellationToken))
-        {
-            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} already has history; pick another name");
-        }
-        if (!await _store.RenameChannelAsync(from, to, cancellationToken))
-        {
-            throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} is already registered");
-        }
-        await AuditAsync("channel.renamed", caller.Name, from, null, "to=" + to, cancellationToken);
-        await ReloadChannelAsync(from, cancellationToken);
-        await ReloadChannelAsync(to, cancellationToken);
-        Raise(new CredentialChange(CredentialChangeKind.ChannelRenamed, null, null, Topic: from));
-    }
+            await RequireChannelAdminAsync(caller, from, cancellationToken);
+            RequireValidTopic(to);
+            RequireTopicAllowed(caller, to);
+            if (_channels.ContainsKey(to))
+            {
+                throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} is already registered (or was deleted)");
+            }
+            var move = MoveTopicHistory ?? throw new InvalidOperationException("MoveTopicHistory is not set: the host wires it to the history store");
+            if (!await move(from, to, cancellationToken))
+            {
+                throw new IdentityException(IdentityErrorKind.Conflict, "channel_exists", $"{to} already has history; pick another name");
+            }
+            if (!await _store.RenameChannelAsync(from, to, cancellationToken))
+            {
+                // Cannot happen under the channel gate (the target was checked above); say so loudly if it does.
+                throw new InvalidOperationException($"renaming the channel {from} to {to} failed after its history moved");
+            }
+            await AuditAsync("channel.renamed", caller.Name, from, null, "to=" + to, cancellationToken);
+            await ReloadChannelAsync(from, cancellationToken);
+            Raise(new CredentialChange(CredentialChangeKind.ChannelRenamed, null, null, Topic: from));
+            // Subscribers already on the new name who are not allowed there leave too.
+            await ChannelChangedAsync(to, cancellationToken);
+        }, cancellationToken);
 
-    public async Task AddChannelMemberAsync(Caller caller, string topic, string userName, bool isAdmin, CancellationToken cancellationToken = default)
-    {
-        await RequireChannelAdminAsync(caller, topic, cancellationToken);
-        if (await _store.GetUserAsync(userName, cancellationToken) is null)
+    public Task AddChannelMemberAsync(Caller caller, string topic, string userName, bool isAdmin, CancellationToken cancellationToken = default) =>
+        ChannelChangeAsync(async () =>
         {
-            throw new IdentityException(IdentityErrorKind.NotFound, "user_not_found", $"no user '{userName}'");
-        }
-        await _store.SetChannelMemberAsync(topic, userName, isAdmin, NowMs, cancellationToken);
-        await AuditAsync("channel.member_added", caller.Name, topic, null, $"user={userName}{(isAdmin ? " admin" : "")}", cancellationToken);
-        await ReloadChannelAsync(topic, cancellationToken);
-    }
+            await RequireChannelAdminAsync(caller, topic, cancellationToken);
+            if (await _store.GetUserAsync(userName, cancellationToken) is null)
+            {
+                throw new IdentityException(IdentityErrorKind.NotFound, "user_not_found", $"no user '{userName}'");
+            }
+            await _store.SetChannelMemberAsync(topic, userName, isAdmin, NowMs, cancellationToken);
+            await AuditAsync("channel.member_added", caller.Name, topic, null, $"user={userName}{(isAdmin ? " admin" : "")}", cancellationToken);
+            await ReloadChannelAsync(topic, cancellationToken);
+        }, cancellationToken);
 
-    public async Task RemoveChannelMemberAsync(Caller caller, string topic, string userName, CancellationToken cancellationToken = default)
-    {
-        await RequireChannelAdminAsync(caller, topic, cancellationToken);
-        if (!await _store.RemoveChannelMemberAsync(topic, userName, cancellationToken))
+    public Task RemoveChannelMemberAsync(Caller caller, string topic, string userName, CancellationToken cancellationToken = default) =>
+        ChannelChangeAsync(async () =>
         {
-            throw new IdentityException(IdentityErrorKind.NotFound, "member_not_found", $"{userName} is not a member of {topic}");
-        }
-        await AuditAsync("channel.member_removed", caller.Name, topic, null, "user=" + userName, cancellationToken);
-        await ChannelChangedAsync(topic, cancellationToken);
-    }
+            await RequireChannelAdminAsync(caller, topic, cancellationToken);
+            if (!await _store.RemoveChannelMemberAsync(topic, userName, cancellationToken))
+            {
+                throw new IdentityException(IdentityErrorKind.NotFound, "member_not_found", $"{userName} is not a member of {topic}");
+            }
+            await AuditAsync("channel.member_removed", caller.Name, topic, null, "user=" + userName, cancellationToken);
+            await ChannelChangedAsync(topic, cancellationToken);
+        }, cancellationToken);
 
     public async Task<ChannelRecord> GetChannelAsync(string topic, CancellationToken cancellationToken = default) =>
         (await _store.ListChannelsAsync(cancellationToken)).FirstOrDefault(c => c.Topic == topic)
@@ -187,6 +238,11 @@ public sealed partial class IdentityService
         if (channel.DeletedAtMs is not null)
         {
             throw new IdentityException(IdentityErrorKind.Gone, "channel_deleted", $"{topic} was deleted");
+        }
+        RequireTopicAllowed(caller, topic);
+        if (caller.Role < HubRole.Member)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "guests and read-only keys do not manage channels");
         }
         if (!caller.IsAdmin && !channel.Members.Any(m => m.UserName == caller.Name && m.IsAdmin))
         {

@@ -49,6 +49,9 @@ public sealed partial class IdentityService
 {
     private const int MaxPendingChallenges = 100_000;
 
+    // A valid public key that signs nothing anyone has (used only to spend the same time on unknown users).
+    private static readonly byte[] TimingDummyKey = DeviceKeys.Generate().PublicKey;
+
     private readonly IIdentityStore _store;
     private readonly IdentityOptions _options;
     private readonly TimeProvider _time;
@@ -144,7 +147,7 @@ public sealed partial class IdentityService
         {
             throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_name", $"a user name is {Names.Rule}");
         }
-        Throttle(name, address);
+        Throttle(null, address);
         var now = NowMs;
         if (_challenges.Count >= MaxPendingChallenges)
         {
@@ -173,7 +176,26 @@ public sealed partial class IdentityService
         {
             throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_name", $"a user name is {Names.Rule}");
         }
-        Throttle(name, address);
+        // Per address every attempt counts; per user only failures do (so nobody can lock a user out by
+        // asking for challenges in their name), and a user with no failures left is refused up front.
+        Throttle(null, address);
+        if (_perUser.IsExhausted("u:" + name, out var userWait))
+        {
+            throw TooMany(userWait);
+        }
+        try
+        {
+            return await LoginCoreAsync(name, nonce, timestampMs, signature, address, cancellationToken);
+        }
+        catch (IdentityException ex) when (ex.Kind == IdentityErrorKind.Unauthorized)
+        {
+            _perUser.TryTake("u:" + name, out _);
+            throw;
+        }
+    }
+
+    private async Task<TokenPair> LoginCoreAsync(string name, string nonce, long timestampMs, byte[] signature, string? address, CancellationToken cancellationToken)
+    {
         var now = NowMs;
         // Single use: the nonce is gone from here on, whatever happens next.
         if (!_challenges.TryRemove(nonce ?? "", out var challenge) || challenge.User != name || challenge.ExpiresAtMs <= now)
@@ -189,6 +211,11 @@ public sealed partial class IdentityService
         var message = DeviceKeys.LoginMessage(HubId, name, nonce!, timestampMs);
         var keys = await _store.GetDeviceKeysAsync(name, cancellationToken);
         var key = keys.FirstOrDefault(k => DeviceKeys.Verify(k.PublicKey, message, signature));
+        if (keys.Count == 0)
+        {
+            // An unknown user costs the same signature check as a known one: timing says nothing.
+            DeviceKeys.Verify(TimingDummyKey, message, signature);
+        }
         var user = key is null ? null : await _store.GetUserAsync(name, cancellationToken);
         if (key is null || user is null)
         {
@@ -213,7 +240,10 @@ public sealed partial class IdentityService
         {
             throw new IdentityException(IdentityErrorKind.Unauthorized, "invalid_grant", "the refresh token is not valid: log in again");
         }
-        var (outcome, token) = await _store.UseRefreshTokenAsync(Secrets.Hash(refreshToken), NowMs, cancellationToken);
+        // The next refresh token is stored in the same transaction that uses this one (see IIdentityStore).
+        var next = Secrets.New(Secrets.RefreshTokenPrefix);
+        var nextExpires = NowMs + (long)_options.RefreshTokenLifetime.TotalMilliseconds;
+        var (outcome, token) = await _store.UseRefreshTokenAsync(Secrets.Hash(refreshToken), NowMs, Secrets.Hash(next), nextExpires, cancellationToken);
         if (outcome == RefreshOutcome.Reused)
         {
             await AuditAsync("refresh.reused", null, token?.UserName, address, "family revoked", cancellationToken);
@@ -228,17 +258,23 @@ public sealed partial class IdentityService
         {
             throw new IdentityException(IdentityErrorKind.Unauthorized, "invalid_grant", "the refresh token is not valid: log in again");
         }
-        return await IssueAsync(user, token.Family, cancellationToken);
+        return IssueAccess(user, next, nextExpires);
     }
 
+    // A new login: a new refresh token family.
     private async Task<TokenPair> IssueAsync(UserRecord user, string family, CancellationToken cancellationToken)
+    {
+        var refresh = Secrets.New(Secrets.RefreshTokenPrefix);
+        var refreshExpires = NowMs + (long)_options.RefreshTokenLifetime.TotalMilliseconds;
+        await _store.StoreRefreshTokenAsync(new RefreshTokenRecord(Secrets.Hash(refresh), family, user.Name, NowMs, refreshExpires), cancellationToken);
+        return IssueAccess(user, refresh, refreshExpires);
+    }
+
+    private TokenPair IssueAccess(UserRecord user, string refresh, long refreshExpires)
     {
         var now = NowMs;
         var accessExpires = now + (long)_options.AccessTokenLifetime.TotalMilliseconds;
         var access = AccessTokens.Issue(_signingKeys[0], HubId, new AccessTokenClaims(user.Name, user.Role, now / 1000, accessExpires / 1000, Secrets.NewId()));
-        var refresh = Secrets.New(Secrets.RefreshTokenPrefix);
-        var refreshExpires = now + (long)_options.RefreshTokenLifetime.TotalMilliseconds;
-        await _store.StoreRefreshTokenAsync(new RefreshTokenRecord(Secrets.Hash(refresh), family, user.Name, now, refreshExpires), cancellationToken);
         return new TokenPair(access, accessExpires / 1000 * 1000, refresh, refreshExpires, user.Name, user.Role);
     }
 
@@ -302,6 +338,10 @@ public sealed partial class IdentityService
         {
             return (null, "banned");
         }
+        if (user.TokensValidAfterMs is { } validAfter && claims.IssuedAt < validAfter / 1000)
+        {
+            return (null, "revoked"); // issued before the user's credentials were revoked
+        }
         // The role is read now, not from the token: a demotion takes effect on the next connect.
         return (new Caller(user.Name, user.Role, user.Name, null, null, claims.ExpiresAt * 1000), null);
     }
@@ -328,27 +368,39 @@ public sealed partial class IdentityService
         {
             throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_expiry", "a key's lifetime must be positive");
         }
+        // An API key may create keys only with an admin scope (a read or write key is not a login), and
+        // never wider than itself: the new key's role is capped by the caller's, its topics by the caller's.
+        if (caller.ApiKeyId is not null && !caller.IsAdmin)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "an API key cannot create keys unless it has admin scope; log in instead");
+        }
+        if (caller.TopicPattern is not null && topicPattern != caller.TopicPattern)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", $"a key restricted to {caller.TopicPattern} can only create keys with the same topics");
+        }
         var owner = forUser ?? caller.UserName;
-        if (owner != caller.UserName && !caller.IsAdmin)
-        {
-            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "only admins create keys for other users");
-        }
-        if (caller.ApiKeyId is not null && !caller.IsAdmin && scope > ApiKeyScope.Write)
-        {
-            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "an admin scope needs an admin");
-        }
         HubRole role;
         if (owner is null)
         {
+            RequireAdmin(caller);
             role = caller.Role; // a hub key acts with at most the creator's role
         }
         else
         {
             var user = await _store.GetUserAsync(owner, cancellationToken)
                 ?? throw new IdentityException(IdentityErrorKind.NotFound, "user_not_found", $"no user '{owner}'");
-            role = user.Role;
+            if (owner != caller.UserName)
+            {
+                // Keys for someone else: the same rule as managing them (admins for users below them, owners for anyone).
+                RequireAdmin(caller);
+                if (caller.Role < HubRole.Owner && user.Role >= caller.Role)
+                {
+                    throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "only an owner creates keys for admins and owners");
+                }
+            }
+            role = HubRoles.Min(user.Role, caller.Role);
         }
-        if (scope == ApiKeyScope.Admin && HubRoles.Min(role, caller.Role) < HubRole.Admin)
+        if (scope == ApiKeyScope.Admin && role < HubRole.Admin)
         {
             throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "an admin-scoped key needs an admin owner and creator");
         }
@@ -377,7 +429,9 @@ public sealed partial class IdentityService
     {
         ArgumentNullException.ThrowIfNull(caller);
         var key = await _store.GetApiKeyAsync(id, cancellationToken);
-        if (key is null || (!caller.IsAdmin && key.UserName != caller.UserName))
+        // Hub keys (no user) are revoked by admins only; a non-admin API key revokes nothing (it is not a login).
+        var allowed = caller.IsAdmin || (caller.ApiKeyId is null && key?.UserName is not null && key.UserName == caller.UserName);
+        if (key is null || !allowed)
         {
             throw new IdentityException(IdentityErrorKind.NotFound, "key_not_found", $"no key '{id}' that you may revoke");
         }
@@ -414,6 +468,7 @@ public sealed partial class IdentityService
         await RequireManageableAsync(caller, name, cancellationToken);
         await _store.SetBannedAsync(name, NowMs, cancellationToken);
         await _store.RevokeRefreshTokensAsync(name, NowMs, cancellationToken);
+        await _store.SetTokensValidAfterAsync(name, NowMs, cancellationToken);
         await AuditAsync("user.banned", caller.Name, name, null, null, cancellationToken);
         Raise(new CredentialChange(CredentialChangeKind.UserBanned, name, null));
     }
@@ -449,6 +504,7 @@ public sealed partial class IdentityService
             }
         }
         await _store.RevokeRefreshTokensAsync(name, now, cancellationToken);
+        await _store.SetTokensValidAfterAsync(name, now, cancellationToken);
         await AuditAsync("user.credentials_revoked", caller.Name, name, null, null, cancellationToken);
         Raise(new CredentialChange(CredentialChangeKind.UserCredentialsRevoked, name, null));
     }
@@ -494,9 +550,9 @@ public sealed partial class IdentityService
     {
         ArgumentNullException.ThrowIfNull(caller);
         RequireAdmin(caller);
-        if (role >= HubRole.Owner || role > caller.Role)
+        if (role >= HubRole.Owner || role > caller.Role || (role >= HubRole.Admin && caller.Role < HubRole.Owner))
         {
-            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "an invite can grant at most your own role, and never owner");
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", "an invite grants at most member (guest or member); only an owner invites admins; nobody invites owners");
         }
         if (maxUses is < 1 or > 10_000)
         {

@@ -37,9 +37,18 @@ public static class LiveAccess
                 return hub.CloseWhere(p => p.Name == user, CloseStatus.Kicked, "kicked by an admin");
             case CredentialChangeKind.RoleChanged when change.Role is { } role:
                 var closed = hub.CloseWhere(p => p.Name == user && p.CredentialId is not null, CloseStatus.TokenExpired, "role changed: reconnect");
-                return closed + hub.UpdatePrincipals(p => p.Name == user && p.CredentialId is null
+                var updated = hub.UpdatePrincipals(p => p.Name == user && p.CredentialId is null
                     ? p with { Roles = [HubRoles.Name(role)], CanWrite = role >= HubRole.Member }
                     : null);
+                // A demoted admin may have been in private channels only admins could enter.
+                if (identity is not null)
+                {
+                    foreach (var topic in identity.RegisteredChannels)
+                    {
+                        Apply(hub, change with { Kind = CredentialChangeKind.ChannelAccessChanged, Topic = topic }, identity);
+                    }
+                }
+                return closed + updated;
             case CredentialChangeKind.ChannelAccessChanged when change.Topic is { } topic && identity is not null:
                 // Subscribers who may no longer be there get phx_close, like a server-side leave.
                 var removed = 0;

@@ -34,6 +34,26 @@ internal sealed class LoginThrottle(int burst, TimeSpan refill, TimeProvider tim
         }
     }
 
+    /// <summary>True (with the wait) when <paramref name="key"/> has no attempt left; takes nothing.</summary>
+    public bool IsExhausted(string key, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.Zero;
+        if (!_buckets.TryGetValue(key, out var bucket))
+        {
+            return false;
+        }
+        lock (bucket)
+        {
+            Refill(bucket, time.GetTimestamp());
+            if (bucket.Tokens >= 1)
+            {
+                return false;
+            }
+            retryAfter = refill * (1 - bucket.Tokens);
+            return true;
+        }
+    }
+
     private void Refill(Bucket bucket, long now)
     {
         var elapsed = time.GetElapsedTime(bucket.LastTicks, now);

@@ -94,4 +94,53 @@ public sealed class AdminTests : IAsyncLifetime
         Assert.Equal(key.Id, _changes[0].ApiKeyId);
         Assert.Equal(HubRole.Guest, _changes[1].Role);
     }
+
+    [Fact]
+    public async Task Revoking_credentials_refuses_access_tokens_issued_before()
+    {
+        var pair = await _f.LoginAsync("mia", _memberDevice);
+        _f.Clock.Advance(TimeSpan.FromSeconds(2));
+
+        await _f.Service.RevokeUserCredentialsAsync(_admin, "mia");
+
+        Assert.Equal("revoked", (await _f.Service.AuthenticateAsync(pair.AccessToken)).Error);
+        _f.Clock.Advance(TimeSpan.FromSeconds(2));
+        var fresh = await _f.LoginAsync("mia", _memberDevice);
+        Assert.Equal("mia", (await _f.CallerAsync(fresh.AccessToken)).Name);
+    }
+
+    [Fact]
+    public async Task Admins_cannot_mint_keys_for_owners_or_admin_invites_and_hub_keys_are_admin_business()
+    {
+        Assert.Equal("forbidden", await RefusalAsync(() => _f.Service.CreateApiKeyAsync(_admin, "steal", ApiKeyScope.Admin, null, null, "owner1")));
+        Assert.Equal("forbidden", await RefusalAsync(() => _f.Service.CreateInviteAsync(_admin, HubRole.Admin, 1, null)));
+        Assert.NotNull(await _f.Service.CreateInviteAsync(_owner, HubRole.Admin, 1, null));
+
+        // Two hub keys (no user): a write-scoped one must not revoke the other (both have UserName null).
+        var hubKey = new ApiKeyRecord("hubkey1", "ops", null, HubRole.Owner, ApiKeyScope.Admin, null, "hash-ops", _f.NowMs, null, null, "hub");
+        await _f.Store.CreateApiKeyAsync(hubKey);
+        var writeHubKeyCaller = new Caller("key:bot", HubRole.Member, null, "hubkey2", null, null);
+        Assert.Equal("key_not_found", await RefusalAsync(() => _f.Service.RevokeApiKeyAsync(writeHubKeyCaller, hubKey.Id)));
+        await _f.Service.RevokeApiKeyAsync(_owner, hubKey.Id);
+    }
+
+    [Fact]
+    public async Task A_narrow_key_cannot_mint_a_wider_one_or_manage_channels()
+    {
+        var mia = await _f.CallerAsync((await _f.LoginAsync("mia", _memberDevice)).AccessToken);
+        var (_, readSecret) = await _f.Service.CreateApiKeyAsync(mia, "reader", ApiKeyScope.Read, "room:ci-*", null, null);
+        var reader = await _f.CallerAsync(readSecret);
+
+        Assert.Equal("forbidden", await RefusalAsync(() => _f.Service.CreateApiKeyAsync(reader, "wider", ApiKeyScope.Write, null, null, null)));
+        Assert.Equal("key_not_found", await RefusalAsync(() => _f.Service.RevokeApiKeyAsync(reader, "anything")));
+
+        await _f.Service.CreateChannelAsync(mia, "room:secret", isPrivate: true);
+        Assert.Equal("forbidden", await RefusalAsync(() => _f.Service.AddChannelMemberAsync(reader, "room:secret", "ada", false)));
+        Assert.Equal("forbidden", await RefusalAsync(() => _f.Service.CreateChannelAsync(reader, "room:elsewhere", false)));
+
+        // A channel admin demoted to guest no longer manages it.
+        await _f.Service.SetRoleAsync(_admin, "mia", HubRole.Guest);
+        var demoted = await _f.CallerAsync((await _f.LoginAsync("mia", _memberDevice)).AccessToken);
+        Assert.Equal("forbidden", await RefusalAsync(() => _f.Service.SetChannelPrivateAsync(demoted, "room:secret", false)));
+    }
 }

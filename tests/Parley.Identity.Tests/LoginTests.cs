@@ -205,29 +205,64 @@ public sealed class LoginTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Login_attempts_are_throttled_per_user_and_per_address()
+    public async Task Failed_logins_are_throttled_per_user_and_every_attempt_per_address()
     {
-        await _f.RegisterAsync("alice");
+        var (device, _) = await _f.RegisterAsync("alice");
+        var forger = Device.Create();
         for (var i = 0; i < 10; i++)
         {
-            _f.Service.IssueChallenge("alice", $"10.0.0.{i}");
+            await Assert.ThrowsAsync<IdentityException>(() => _f.LoginAsync("alice", forger, $"10.0.0.{i}"));
         }
-        var perUser = Assert.Throws<IdentityException>(() => _f.Service.IssueChallenge("alice", "10.0.0.200"));
-        Assert.Equal("too_many_attempts", perUser.Code);
-        Assert.Equal(IdentityErrorKind.TooManyRequests, perUser.Kind);
-        Assert.True(perUser.RetryAfterSeconds is >= 1);
+        // Ten failures: even the right key is refused for now, from any address.
+        var locked = await Assert.ThrowsAsync<IdentityException>(() => _f.LoginAsync("alice", device, "10.0.1.1"));
+        Assert.Equal("too_many_attempts", locked.Code);
+        Assert.Equal(IdentityErrorKind.TooManyRequests, locked.Kind);
+        Assert.True(locked.RetryAfterSeconds is >= 1);
 
         // One more attempt after the refill interval.
         _f.Clock.Advance(TimeSpan.FromSeconds(6));
-        _f.Service.IssueChallenge("alice", "10.0.0.201");
+        Assert.Equal("alice", (await _f.LoginAsync("alice", device, "10.0.1.2")).UserName);
 
-        // Per address: 30 attempts across many names, then refused.
+        // Asking for challenges in someone's name does not lock them out...
+        for (var i = 0; i < 25; i++)
+        {
+            _f.Service.IssueChallenge("alice", $"172.16.0.{i}");
+        }
+        Assert.Equal("alice", (await _f.LoginAsync("alice", device, "10.0.1.3")).UserName);
+
+        // ...but one address gets 30 attempts of any kind, then waits.
         for (var i = 0; i < 30; i++)
         {
             _f.Service.IssueChallenge($"user{i}", "192.168.1.1");
         }
         Assert.Equal("too_many_attempts", Assert.Throws<IdentityException>(() => _f.Service.IssueChallenge("someone", "192.168.1.1")).Code);
         _f.Service.IssueChallenge("someone", "192.168.1.2"); // other addresses are unaffected
+    }
+
+    [Fact]
+    public async Task Racing_refreshes_of_one_token_leave_no_live_token_behind()
+    {
+        var (device, _) = await _f.RegisterAsync("alice");
+        var pair = await _f.LoginAsync("alice", device);
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            try
+            {
+                return await _f.Service.RefreshAsync(pair.RefreshToken, null);
+            }
+            catch (IdentityException)
+            {
+                return null;
+            }
+        })));
+
+        Assert.True(results.Count(r => r is not null) <= 1);
+        foreach (var winner in results.Where(r => r is not null))
+        {
+            // The reuse revoked the family, including the token the winner just got.
+            Assert.Equal("invalid_grant", (await Assert.ThrowsAsync<IdentityException>(() => _f.Service.RefreshAsync(winner!.RefreshToken, null))).Code);
+        }
     }
 
     [Fact]

@@ -26,6 +26,8 @@ public sealed class RegistrationTests
 
         Assert.Equal(HubRole.Owner, first);
         Assert.Equal(refusal, second.Code);
+        // An existing name gets the same refusal: outsiders cannot probe which names exist.
+        Assert.Equal(refusal, (await Refused(() => f.RegisterAsync("alice"))).Code);
         Assert.Equal(IdentityErrorKind.Forbidden, second.Kind);
         Assert.Null(await f.Store.GetUserAsync("bob"));
     }

@@ -173,4 +173,29 @@ public sealed class ChannelTests : IAsyncLifetime
         await _id.CallAsync(HttpMethod.Post, "/api/channels/room:after/rename", new { topic = "room:busy" }, bearer: _mia, expect: HttpStatusCode.Conflict);
         await _id.CallAsync(HttpMethod.Post, "/api/channels/room:after/rename", new { topic = "room:after2" }, bearer: _bob, expect: HttpStatusCode.Forbidden);
     }
+
+    [Fact]
+    public async Task Registering_a_busy_topic_as_private_removes_the_non_members_already_there()
+    {
+        await using var gina = await _id.ConnectAsync(_gina);
+        await gina.JoinAsync("room:busy");
+
+        await _id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "room:busy", @private = true }, bearer: _mia, expect: HttpStatusCode.Created);
+
+        await gina.ReadUntilAsync(f => f.Event == "phx_close" && f.Topic == "room:busy");
+        Assert.Equal("forbidden", (await TryJoinAsync(gina, "room:busy")).Reason());
+    }
+
+    [Fact]
+    public async Task A_demoted_admin_leaves_private_channels_only_admins_could_enter()
+    {
+        await _id.CallAsync(HttpMethod.Post, "/api/users/bob/role", new { role = "admin" });
+        await _id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "room:staff", @private = true }, bearer: _mia, expect: HttpStatusCode.Created);
+        await using var bob = await _id.ConnectAsync(_bob); // the role is read at connect: bob is an admin now
+        Assert.Equal("ok", (await TryJoinAsync(bob, "room:staff")).Status());
+
+        await _id.CallAsync(HttpMethod.Post, "/api/users/bob/role", new { role = "member" });
+
+        await bob.ReadUntilAsync(f => f.Event == "phx_close" && f.Topic == "room:staff");
+    }
 }

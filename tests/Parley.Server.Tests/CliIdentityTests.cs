@@ -69,9 +69,10 @@ public sealed class CliIdentityTests : IAsyncLifetime
         Assert.Equal(1, code);
         Assert.Contains("invite_required", stderr, StringComparison.Ordinal);
 
+        // An existing name without an invite gets the same answer as a new one: names cannot be probed.
         var (taken, _, takenErr) = await Cli("register", "--server", Server, "--name", "alice");
         Assert.Equal(1, taken);
-        Assert.Contains("name_taken", takenErr, StringComparison.Ordinal);
+        Assert.Contains("invite_required", takenErr, StringComparison.Ordinal);
 
         var (unknown, _, unknownErr) = await Cli("login", "--server", Server, "--name", "carol");
         Assert.Equal(1, unknown);

@@ -89,9 +89,9 @@ internal static class IdentityEndpoints
             {
                 throw Bad("invalid_scope", "scope is read, write or admin");
             }
-            var expiresIn = OptionalInt64(body, "expires_in_s");
+            var expiresIn = Lifetime(body);
             var (key, secret) = await identity.CreateApiKeyAsync(caller, RequiredString(body, "name"), scope, OptionalString(body, "topics"),
-                expiresIn is { } s ? TimeSpan.FromSeconds(s) : null, OptionalString(body, "user") ?? caller.UserName, context.RequestAborted);
+                expiresIn, OptionalString(body, "user") ?? caller.UserName, context.RequestAborted);
             return (StatusCodes.Status201Created, w =>
             {
                 w.WriteString("key", secret);
@@ -128,9 +128,12 @@ internal static class IdentityEndpoints
             {
                 throw Bad("invalid_role", "role is guest, member or admin");
             }
-            var expiresIn = OptionalInt64(body, "expires_in_s");
-            var invite = await identity.CreateInviteAsync(caller, role, (int)(OptionalInt64(body, "max_uses") ?? 1),
-                expiresIn is { } s ? TimeSpan.FromSeconds(s) : null, context.RequestAborted);
+            var maxUses = OptionalInt64(body, "max_uses") ?? 1;
+            if (maxUses is < 1 or > 10_000)
+            {
+                throw Bad("invalid_max_uses", "max_uses must be between 1 and 10000");
+            }
+            var invite = await identity.CreateInviteAsync(caller, role, (int)maxUses, Lifetime(body), context.RequestAborted);
             return (StatusCodes.Status201Created, w => WriteInvite(w, invite));
         }));
 
@@ -234,6 +237,14 @@ internal static class IdentityEndpoints
             return Task.FromResult<(int, Action<Utf8JsonWriter>)>((StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "sessions", sessions, IdentityJson.WriteSession)));
         }));
     }
+
+    // expires_in_s: 1 second to 10 years.
+    private static TimeSpan? Lifetime(JsonElement body) => OptionalInt64(body, "expires_in_s") switch
+    {
+        null => null,
+        >= 1 and <= 10L * 365 * 24 * 3600 and var seconds => TimeSpan.FromSeconds(seconds),
+        _ => throw Bad("invalid_expiry", "expires_in_s must be between 1 and 315360000 (10 years)"),
+    };
 
     private static string UserParameter(HttpContext context) => (string)context.Request.RouteValues["name"]!;
 

@@ -19,7 +19,7 @@ public sealed class SqliteIdentityStore : IIdentityStore
     private const string SchemaSql = """
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS users (
-            name TEXT PRIMARY KEY, role TEXT NOT NULL, created_at INTEGER NOT NULL, banned_at INTEGER);
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, created_at INTEGER NOT NULL, banned_at INTEGER, tokens_valid_after INTEGER);
         CREATE TABLE IF NOT EXISTS device_keys (
             id TEXT PRIMARY KEY, user_name TEXT NOT NULL REFERENCES users(name), public_key BLOB NOT NULL UNIQUE,
             label TEXT, created_at INTEGER NOT NULL, revoked_at INTEGER);
@@ -106,14 +106,8 @@ public sealed class SqliteIdentityStore : IIdentityStore
         RunAsync(c =>
         {
             using var tx = c.BeginTransaction(deferred: false);
-            if (Scalar(c, "SELECT 1 FROM users WHERE name = $n", ("$n", name)) is not null)
-            {
-                return (RegisterOutcome.NameTaken, HubRole.Guest);
-            }
-            if (Scalar(c, "SELECT 1 FROM device_keys WHERE public_key = $k", ("$k", key.PublicKey)) is not null)
-            {
-                return (RegisterOutcome.KeyTaken, HubRole.Guest);
-            }
+            // The policy and the invite are checked before the name, so a refusal never tells an outsider
+            // whether a name exists; a consumed invite is rolled back with everything else on a later refusal.
             HubRole role;
             var first = Scalar(c, "SELECT 1 FROM users LIMIT 1") is null;
             if (first)
@@ -143,6 +137,14 @@ public sealed class SqliteIdentityStore : IIdentityStore
             {
                 return (policy == RegistrationPolicy.Closed ? RegisterOutcome.RegistrationClosed : RegisterOutcome.InviteRequired, HubRole.Guest);
             }
+            if (Scalar(c, "SELECT 1 FROM users WHERE name = $n", ("$n", name)) is not null)
+            {
+                return (RegisterOutcome.NameTaken, HubRole.Guest);
+            }
+            if (Scalar(c, "SELECT 1 FROM device_keys WHERE public_key = $k", ("$k", key.PublicKey)) is not null)
+            {
+                return (RegisterOutcome.KeyTaken, HubRole.Guest);
+            }
             NonQuery(c, "INSERT INTO users (name, role, created_at) VALUES ($n, $r, $t)", ("$n", name), ("$r", HubRoles.Name(role)), ("$t", nowMs));
             NonQuery(c, "INSERT INTO device_keys (id, user_name, public_key, label, created_at) VALUES ($id, $n, $k, $l, $t)",
                 ("$id", key.Id), ("$n", name), ("$k", key.PublicKey), ("$l", key.Label), ("$t", key.CreatedAtMs));
@@ -170,10 +172,10 @@ public sealed class SqliteIdentityStore : IIdentityStore
     }
 
     public ValueTask<UserRecord?> GetUserAsync(string name, CancellationToken cancellationToken = default) =>
-        RunAsync(c => Query(c, "SELECT name, role, created_at, banned_at FROM users WHERE name = $n", ReadUser, ("$n", name)).FirstOrDefault(), cancellationToken);
+        RunAsync(c => Query(c, "SELECT name, role, created_at, banned_at, tokens_valid_after FROM users WHERE name = $n", ReadUser, ("$n", name)).FirstOrDefault(), cancellationToken);
 
     public ValueTask<IReadOnlyList<UserRecord>> ListUsersAsync(CancellationToken cancellationToken = default) =>
-        RunAsync<IReadOnlyList<UserRecord>>(c => Query(c, "SELECT name, role, created_at, banned_at FROM users ORDER BY name", ReadUser), cancellationToken);
+        RunAsync<IReadOnlyList<UserRecord>>(c => Query(c, "SELECT name, role, created_at, banned_at, tokens_valid_after FROM users ORDER BY name", ReadUser), cancellationToken);
 
     public ValueTask<bool> SetRoleAsync(string name, HubRole role, CancellationToken cancellationToken = default) =>
         RunAsync(c => NonQuery(c, "UPDATE users SET role = $r WHERE name = $n", ("$r", HubRoles.Name(role)), ("$n", name)) > 0, cancellationToken);
@@ -219,7 +221,7 @@ public sealed class SqliteIdentityStore : IIdentityStore
         RunVoidAsync(c => NonQuery(c, "INSERT INTO refresh_tokens (hash, family, user_name, created_at, expires_at) VALUES ($h, $f, $u, $c, $e)",
             ("$h", token.Hash), ("$f", token.Family), ("$u", token.UserName), ("$c", token.CreatedAtMs), ("$e", token.ExpiresAtMs)), cancellationToken);
 
-    public ValueTask<(RefreshOutcome Outcome, RefreshTokenRecord? Token)> UseRefreshTokenAsync(string hash, long nowMs, CancellationToken cancellationToken = default) =>
+    public ValueTask<(RefreshOutcome Outcome, RefreshTokenRecord? Token)> UseRefreshTokenAsync(string hash, long nowMs, string nextHash, long nextExpiresAtMs, CancellationToken cancellationToken = default) =>
         RunAsync(c =>
         {
             using var tx = c.BeginTransaction(deferred: false);
@@ -241,7 +243,13 @@ public sealed class SqliteIdentityStore : IIdentityStore
             {
                 return (RefreshOutcome.Invalid, token.Record);
             }
+            if (Scalar(c, "SELECT 1 FROM refresh_tokens WHERE family = $f AND revoked_at IS NOT NULL LIMIT 1", ("$f", token.Record.Family)) is not null)
+            {
+                return (RefreshOutcome.Reused, token.Record);
+            }
             NonQuery(c, "UPDATE refresh_tokens SET used_at = $t WHERE hash = $h", ("$t", nowMs), ("$h", hash));
+            NonQuery(c, "INSERT INTO refresh_tokens (hash, family, user_name, created_at, expires_at) VALUES ($h, $f, $u, $c, $e)",
+                ("$h", nextHash), ("$f", token.Record.Family), ("$u", token.Record.UserName), ("$c", nowMs), ("$e", nextExpiresAtMs));
             // Used tokens past their expiry are kept no longer than needed for reuse detection.
             NonQuery(c, "DELETE FROM refresh_tokens WHERE expires_at <= $t", ("$t", nowMs));
             tx.Commit();
@@ -379,7 +387,10 @@ public sealed class SqliteIdentityStore : IIdentityStore
         await RunAsync(work, cancellationToken);
 
     private static UserRecord ReadUser(SqliteDataReader r) =>
-        new(r.GetString(0), HubRoles.Parse(r.GetString(1)), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetInt64(3));
+        new(r.GetString(0), HubRoles.Parse(r.GetString(1)), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetInt64(3), r.IsDBNull(4) ? null : r.GetInt64(4));
+
+    public ValueTask SetTokensValidAfterAsync(string name, long validAfterMs, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, "UPDATE users SET tokens_valid_after = $t WHERE name = $n", ("$t", validAfterMs), ("$n", name)), cancellationToken);
 
     private static ApiKeyRecord ReadApiKey(SqliteDataReader r) =>
         new(r.GetString(0), r.GetString(1), NullableString(r, 2), HubRoles.Parse(r.GetString(3)),

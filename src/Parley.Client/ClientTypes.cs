@@ -1,0 +1,37 @@
+using System.Text.Json;
+
+namespace Parley.Client;
+
+/// <summary>A message from a joined topic (a <c>msg</c> broadcast, replayed or live, or any other event the hub pushes).</summary>
+/// <param name="Offset">The message's offset for <c>msg</c> events; null for events without one.</param>
+public sealed record ClientMessage(string Topic, string Event, JsonElement Payload, long? Offset);
+
+/// <summary>The answer to a push: <c>ok</c> or <c>error</c> (an error is a value, not an exception).</summary>
+public sealed record PushReply(string Status, JsonElement Response)
+{
+    public bool IsOk => Status == "ok";
+
+    /// <summary>The error reason (<c>forbidden</c>, <c>rate_limited</c>, …) of an error reply.</summary>
+    public string? Reason => !IsOk && Response.ValueKind == JsonValueKind.Object && Response.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
+}
+
+/// <summary>Something that happened to the connection, for the application to observe.</summary>
+public abstract record ClientEvent;
+
+/// <summary>The socket dropped; the next dial is at <paramref name="NextAttemptAt"/>.</summary>
+public sealed record Reconnecting(int Attempt, DateTimeOffset NextAttemptAt, string Reason) : ClientEvent;
+
+/// <summary>A topic was joined again after a reconnect. <paramref name="Recovered"/> false means messages may be missing: reload.</summary>
+public sealed record Rejoined(string Topic, bool Recovered) : ClientEvent;
+
+/// <summary>The credential expired or was refused; a fresh one is being fetched.</summary>
+public sealed record TokenRefreshing : ClientEvent;
+
+/// <summary>Authentication failed for good (refused credential, revoked key, ban, provider gave up): the client stopped.</summary>
+public sealed record AuthFailed(string Reason) : ClientEvent;
+
+/// <summary>The session is ready: every topic is joined and application pushes flow.</summary>
+public sealed record Ready : ClientEvent;
+
+/// <summary>A push or join failed because the socket dropped, the client stopped, or no reply came in time.</summary>
+public sealed class ParleyClientException(string message) : Exception(Parley.Protocol.SecretRedactor.Redact(message));
