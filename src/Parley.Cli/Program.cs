@@ -13,6 +13,11 @@ public static class Program
             ServeCommand.Create(),
             IdentityCommands.Register(),
             IdentityCommands.Login(),
+            ClientCommands.WhoAmI(),
+            ClientCommands.Status(),
+            ClientCommands.Send(),
+            ClientCommands.History(),
+            ClientCommands.Tail(),
             BenchCommand.Create(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.
@@ -26,4 +31,7 @@ public static class ExitCodes
     public const int Ok = 0;
     public const int Failure = 1;
     public const int Usage = 2;
+    public const int Authentication = 3;
+    public const int NotFound = 4;
+    public const int Timeout = 5;
 }

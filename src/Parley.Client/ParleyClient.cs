@@ -36,6 +36,11 @@ public sealed class ParleyClient : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private TaskCompletionSource _ready = NewGate();
     private ClientWebSocket? _socket;
+    // hub:lobby, joined by the client itself when it has a credential: the hub warns there before the
+    // credential expires, and token.refresh there extends the socket without a redial.
+    private const string Lobby = "hub:lobby";
+    private readonly TopicState _lobby = new(null, -1) { FirstJoinPending = false };
+    private int _refreshing;
     private Task? _run;
     private long _nextRef;
     private long _dropped;
@@ -169,6 +174,10 @@ public sealed class ParleyClient : IAsyncDisposable
                 var receive = ReceiveLoopAsync(socket, session.Token);
                 var heartbeat = HeartbeatLoopAsync(socket, session.Token);
                 await RejoinAllAsync(session.Token);
+                if (_options.Credentials is not null && !_topics.ContainsKey(Lobby))
+                {
+                    await SendJoinAsync(Lobby, _lobby, session.Token); // an error reply only means no in-band refresh
+                }
                 _ready.TrySetResult();
                 _events.Writer.TryWrite(new Ready());
                 var (code, description) = await receive;
@@ -334,6 +343,7 @@ public sealed class ParleyClient : IAsyncDisposable
         var since = Interlocked.Read(ref state.LastOffset);
         if (since >= 0)
         {
+            payload.Remove("since_ms"); // once anything was delivered, the offset is the exact place to resume
             payload["since"] = since;
         }
         var joinRef = NextRef();
@@ -470,7 +480,15 @@ public sealed class ParleyClient : IAsyncDisposable
                 }
                 return;
             }
+            if (topic == Lobby && @event == "token_expired")
+            {
+                _ = RefreshInBandAsync();
+            }
             _topics.TryGetValue(topic, out var state);
+            if (state is null && topic == Lobby)
+            {
+                return; // the client's own lobby subscription: nothing for the application
+            }
             long? offset = null;
             if (@event == "msg" && payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty("offset", out var o) && o.TryGetInt64(out var value))
             {
@@ -490,6 +508,41 @@ public sealed class ParleyClient : IAsyncDisposable
                 _topics.TryRemove(topic, out _);
             }
             _messages.Writer.TryWrite(new ClientMessage(topic, @event, payload, offset));
+        }
+    }
+
+    // The hub says the credential expires soon: get a fresh one and hand it over on the live socket.
+    // If that fails, drop the socket: the redial asks for a fresh credential (or ends in auth_failed).
+    private async Task RefreshInBandAsync()
+    {
+        if (_options.Credentials is null || Interlocked.Exchange(ref _refreshing, 1) == 1)
+        {
+            return;
+        }
+        try
+        {
+            _events.Writer.TryWrite(new TokenRefreshing());
+            var token = await _options.Credentials(new CredentialRequest(ForceRefresh: true), _stop.Token);
+            var joinRef = _topics.TryGetValue(Lobby, out var joined) ? joined.JoinRef : _lobby.JoinRef;
+            var reply = await RequestAsync(joinRef, Lobby, "token.refresh", new JsonObject { ["access_token"] = token }, _stop.Token);
+            if (!reply.IsOk)
+            {
+                ClientLog.RefreshRefused(_logger, reply.Reason ?? "error");
+                _socket?.Abort();
+            }
+        }
+        catch (CredentialUnavailableException ex)
+        {
+            Stop("auth_failed: " + ex.Message);
+            _socket?.Abort();
+        }
+        catch (Exception ex) when (ex is ParleyClientException or OperationCanceledException)
+        {
+            _socket?.Abort();
+        }
+        finally
+        {
+            Volatile.Write(ref _refreshing, 0);
         }
     }
 
@@ -535,4 +588,7 @@ internal static partial class ClientLog
 
     [LoggerMessage(EventId = 603, Level = LogLevel.Warning, Message = "Parley heartbeat unanswered for an interval; dropping the socket")]
     public static partial void HeartbeatMissed(ILogger logger);
+
+    [LoggerMessage(EventId = 604, Level = LogLevel.Warning, Message = "Parley in-band token refresh refused ({Reason}); redialing with a fresh credential")]
+    public static partial void RefreshRefused(ILogger logger, string reason);
 }

@@ -114,6 +114,132 @@ public sealed class CliIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Tail_prints_every_message_exactly_once_while_the_hub_is_killed_and_restarted_twice()
+    {
+        var dataDir = Path.Combine(_config, "hub");
+        var port = HubProcess.FreePort();
+        var hub = await HubProcess.StartAsync(dataDir, port);
+        using var tail = HubProcess.StartCli(_env, "tail", "room:tailed", "--since-offset", "0", "--json", "--server", hub.BaseUrl.ToString());
+        var lines = new List<string>();
+        var reading = Task.Run(async () =>
+        {
+            while (await tail.StandardOutput.ReadLineAsync() is { } line)
+            {
+                lock (lines)
+                {
+                    lines.Add(line);
+                }
+            }
+        });
+        var status = new System.Text.StringBuilder();
+        var statusReading = Task.Run(async () =>
+        {
+            while (await tail.StandardError.ReadLineAsync() is { } line)
+            {
+                lock (status)
+                {
+                    status.AppendLine(line);
+                }
+            }
+        });
+        try
+        {
+            await using var writer = new Parley.Client.ParleyClient(new Parley.Client.ParleyClientOptions
+            {
+                Server = hub.BaseUrl,
+                Backoff = [TimeSpan.FromMilliseconds(200)],
+            });
+            await writer.StartAsync();
+            await writer.JoinAsync("room:tailed");
+            var sent = 0;
+            for (var round = 0; round < 3; round++)
+            {
+                for (var i = 0; i < 10; i++)
+                {
+                    Assert.True((await writer.PushAsync("room:tailed", "msg", new { body = $"line {++sent}" })).IsOk);
+                }
+                if (round < 2)
+                {
+                    hub.Kill();
+                    await hub.DisposeAsync();
+                    hub = await HubProcess.StartAsync(dataDir, port);
+                    using var ready = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    while (!writer.IsReady)
+                    {
+                        await Task.Delay(50, ready.Token);
+                    }
+                }
+            }
+
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90); // reconnect backoff grows to 30 s on a slow machine
+            while (true)
+            {
+                lock (lines)
+                {
+                    if (lines.Count >= sent)
+                    {
+                        break;
+                    }
+                    if (DateTime.UtcNow > deadline)
+                    {
+                        lock (status)
+                        {
+                            Assert.Fail($"tail printed {lines.Count} of {sent} lines; its stderr:\n{status}");
+                        }
+                    }
+                }
+                await Task.Delay(100);
+            }
+            await Task.Delay(500); // anything repeated would arrive by now
+            List<long> offsets;
+            lock (lines)
+            {
+                offsets = [.. lines.Select(l => JsonNode.Parse(l)!["offset"]!.GetValue<long>())];
+            }
+            Assert.Equal(Enumerable.Range(1, sent).Select(i => (long)i), offsets);
+        }
+        finally
+        {
+            tail.Kill(entireProcessTree: true);
+            await reading.WaitAsync(TimeSpan.FromSeconds(10));
+            await statusReading.WaitAsync(TimeSpan.FromSeconds(10));
+            await hub.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Send_history_whoami_and_status_speak_json()
+    {
+        var (_, regOut, regErr) = await Cli("register", "--server", Server, "--name", "alice", "--json");
+        Assert.True(JsonNode.Parse(regOut) is not null, regErr);
+        string[] auth = ["--server", Server, "--name", "alice", "--json"];
+
+        var (sendCode, sendOut, sendErr) = await Cli(["send", "ops", "hello there", .. auth]);
+        Assert.True(sendCode == 0, sendErr);
+        Assert.Equal(1, JsonNode.Parse(sendOut)!["offset"]!.GetValue<long>());
+
+        var (historyCode, historyOut, historyErr) = await Cli(["history", "room:ops", .. auth]);
+        Assert.True(historyCode == 0, historyErr);
+        var message = JsonNode.Parse(historyOut.Trim())!;
+        Assert.Equal("hello there", message["body"]!.GetValue<string>());
+        Assert.Equal("alice", message["from"]!.GetValue<string>());
+
+        var (whoCode, whoOut, _) = await Cli(["whoami", .. auth]);
+        Assert.Equal(0, whoCode);
+        Assert.Equal("owner", JsonNode.Parse(whoOut)!["role"]!.GetValue<string>());
+
+        var (statusCode, statusOut, _) = await Cli(["status", .. auth]);
+        Assert.Equal(0, statusCode);
+        var status = JsonNode.Parse(statusOut)!;
+        Assert.Equal("ok", status["status"]!.GetValue<string>());
+        Assert.Equal("alice", status["name"]!.GetValue<string>());
+
+        var (noCredCode, _, noCredErr) = await Cli("send", "ops", "x", "--server", Server);
+        Assert.Equal(3, noCredCode);
+        Assert.Contains("auth_failed", noCredErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Usage_errors_exit_2_and_an_unreachable_hub_exits_1()
     {
         Assert.Equal(2, (await Cli("register", "--server", "ftp://x", "--name", "alice")).ExitCode);

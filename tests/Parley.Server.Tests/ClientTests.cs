@@ -262,4 +262,40 @@ public sealed class ClientTests
             Directory.Delete(dataDir, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task An_expiring_token_is_refreshed_in_band_without_dropping_the_socket()
+    {
+        await using var hub = await TestHub.StartAsync(
+            configure: o => o.TokenExpiryWarning = TimeSpan.FromSeconds(2),
+            configureServer: o =>
+            {
+                o.InsecureNoAuth = false;
+                o.Identity.AccessTokenLifetime = TimeSpan.FromSeconds(4);
+            });
+        using var id = await IdentityClient.ForAsync(hub);
+        await id.RegisterAsync("owner1");
+        var alice = await id.RegisterAsync("alice");
+        var logins = 0;
+        await using var client = NewClient(hub.BaseUrl, tune: o => o.Credentials = async (_, ct) =>
+        {
+            Interlocked.Increment(ref logins);
+            await Task.Delay(1100, ct); // JWT times are whole seconds: a new token must expire later than the old one
+            return (await id.LoginAsync(alice)).AccessToken;
+        });
+        await client.StartAsync();
+        Assert.True((await client.JoinAsync("room:long")).IsOk);
+
+        await Task.Delay(TimeSpan.FromSeconds(7)); // past the first token's expiry
+
+        var events = new List<ClientEvent>();
+        while (client.Events.TryRead(out var e))
+        {
+            events.Add(e);
+        }
+        Assert.Contains(events, e => e is TokenRefreshing);
+        Assert.DoesNotContain(events, e => e is Reconnecting);
+        Assert.True(logins >= 2);
+        Assert.True((await client.PushAsync("room:long", "msg", new { body = "still the same socket" })).IsOk);
+    }
 }

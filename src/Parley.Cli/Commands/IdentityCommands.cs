@@ -66,23 +66,29 @@ internal static class IdentityCommands
                 throw new UsageException($"--name must be {Names.Rule}");
             }
             var baseUrl = ServerUrl(parse.GetValue(server));
-            var privateKey = DeviceKeyFile.Load(DeviceKeyFile.PathFor(user));
-            var challenge = await PostAsync(baseUrl, "/api/auth/challenge", new { name = user }, cancellationToken);
-            var nonce = challenge["nonce"]!.GetValue<string>();
-            var hubId = challenge["hub_id"]!.GetValue<string>();
-            var timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            var signature = DeviceKeys.Sign(privateKey, DeviceKeys.LoginMessage(hubId, user, nonce, timestamp));
-            var tokens = await PostAsync(baseUrl, "/api/auth/login", new { name = user, nonce, timestamp, signature = Base64Url.EncodeToString(signature) }, cancellationToken);
+            var tokens = await LoginTokensAsync(baseUrl, user, cancellationToken);
             var expires = DateTimeOffset.FromUnixTimeMilliseconds(tokens["expires_at"]!.GetValue<long>());
             return (tokens, $"Logged in to {baseUrl} as {user} ({tokens["role"]}); the access token expires at {expires:u}. Use --json to get the tokens.");
         }));
         return command;
     }
 
-    private static Option<string?> ServerOption() =>
+    /// <summary>Challenge, sign with this machine's device key, log in: the token reply.</summary>
+    internal static async Task<JsonObject> LoginTokensAsync(Uri baseUrl, string user, CancellationToken cancellationToken)
+    {
+        var privateKey = DeviceKeyFile.Load(DeviceKeyFile.PathFor(user));
+        var challenge = await PostAsync(baseUrl, "/api/auth/challenge", new { name = user }, cancellationToken);
+        var nonce = challenge["nonce"]!.GetValue<string>();
+        var hubId = challenge["hub_id"]!.GetValue<string>();
+        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var signature = DeviceKeys.Sign(privateKey, DeviceKeys.LoginMessage(hubId, user, nonce, timestamp));
+        return await PostAsync(baseUrl, "/api/auth/login", new { name = user, nonce, timestamp, signature = Base64Url.EncodeToString(signature) }, cancellationToken);
+    }
+
+    internal static Option<string?> ServerOption() =>
         new("--server") { Description = "The hub's base URL, e.g. http://127.0.0.1:4000 (env PARLEY_SERVER; default http://127.0.0.1:4000)." };
 
-    private static Uri ServerUrl(string? flag)
+    internal static Uri ServerUrl(string? flag)
     {
         var text = flag ?? Environment.GetEnvironmentVariable("PARLEY_SERVER") ?? "http://127.0.0.1:4000";
         if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
@@ -92,13 +98,27 @@ internal static class IdentityCommands
         return new Uri(url.GetLeftPart(UriPartial.Authority));
     }
 
-    private static async Task<JsonObject> PostAsync(Uri baseUrl, string path, object body, CancellationToken cancellationToken)
+    internal static Task<JsonObject> PostAsync(Uri baseUrl, string path, object body, CancellationToken cancellationToken) =>
+        SendAsync(baseUrl, new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) }, cancellationToken);
+
+    internal static Task<JsonObject> GetAsync(Uri baseUrl, string path, string? bearer, CancellationToken cancellationToken)
     {
-        using var http = new HttpClient { Timeout = RequestTimeout };
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (bearer is not null)
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+        }
+        return SendAsync(baseUrl, request, cancellationToken);
+    }
+
+    private static async Task<JsonObject> SendAsync(Uri baseUrl, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = RequestTimeout, BaseAddress = baseUrl };
+        using var _ = request;
         HttpResponseMessage response;
         try
         {
-            response = await http.PostAsJsonAsync(new Uri(baseUrl, path), body, cancellationToken);
+            response = await http.SendAsync(request, cancellationToken);
         }
         catch (HttpRequestException ex)
         {
@@ -129,7 +149,7 @@ internal static class IdentityCommands
         }
     }
 
-    private static async Task<int> RunAsync(string verb, bool json, Func<Task<(JsonObject Body, string Human)>> run)
+    internal static async Task<int> RunAsync(string verb, bool json, Func<Task<(JsonObject Body, string Human)>> run)
     {
         try
         {
@@ -149,7 +169,7 @@ internal static class IdentityCommands
         }
     }
 
-    private sealed class UsageException(string message) : Exception(message);
+    internal sealed class UsageException(string message) : Exception(message);
 
-    private sealed class CliFailure(string message) : Exception(message);
+    internal sealed class CliFailure(string message) : Exception(message);
 }

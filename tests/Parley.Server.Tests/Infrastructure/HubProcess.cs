@@ -99,6 +99,10 @@ public sealed class HubProcess : IAsyncDisposable
         return (process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Starts a long-running CLI verb (the caller reads its output and ends it).</summary>
+    public static Process StartCli(IDictionary<string, string>? environment, params string[] args) =>
+        Process.Start(StartInfo(args, environment))!;
+
     /// <summary>Starts <c>parley serve --json</c> and waits for its listening line.</summary>
     public static async Task<HubProcess> StartAsync(string dataDir, int port, IDictionary<string, string>? environment = null)
     {

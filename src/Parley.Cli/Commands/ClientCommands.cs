@@ -1,0 +1,333 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Parley.Client;
+using Parley.Protocol;
+
+namespace Parley.Cli.Commands;
+
+/// <summary>
+/// The verbs that talk to a hub as a user (docs/cli.md): <c>whoami</c>, <c>status</c>, <c>send</c>,
+/// <c>history</c>, <c>tail</c>. Credentials: <c>--token</c> / <c>PARLEY_TOKEN</c> (an access token or
+/// API key), else <c>--name</c> / <c>PARLEY_USER</c> (log in with this machine's device key on every
+/// dial), else none (a hub run with <c>--insecure-no-auth</c>).
+/// </summary>
+internal static class ClientCommands
+{
+    private sealed record Common(Option<string?> Server, Option<string?> Token, Option<string?> Name, Option<bool> Json);
+
+    private static Common CommonOptions(Command command)
+    {
+        var common = new Common(
+            IdentityCommands.ServerOption(),
+            new Option<string?>("--token") { Description = "An access token or API key (env PARLEY_TOKEN)." },
+            new Option<string?>("--name") { Description = "Log in as this user with this machine's device key (env PARLEY_USER)." },
+            new Option<bool>("--json") { Description = "Print JSON (one object per line for streams)." });
+        command.Options.Add(common.Server);
+        command.Options.Add(common.Token);
+        command.Options.Add(common.Name);
+        command.Options.Add(common.Json);
+        return common;
+    }
+
+    private static (Uri Server, Func<CredentialRequest, CancellationToken, ValueTask<string?>>? Credentials, string? Token, string? Name) Resolve(ParseResult parse, Common common)
+    {
+        var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server));
+        var token = parse.GetValue(common.Token) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN");
+        var name = parse.GetValue(common.Name) ?? Environment.GetEnvironmentVariable("PARLEY_USER");
+        if (!string.IsNullOrEmpty(token))
+        {
+            return (server, (_, _) => ValueTask.FromResult<string?>(token), token, null);
+        }
+        if (!string.IsNullOrEmpty(name))
+        {
+            return (server, async (_, ct) =>
+            {
+                try
+                {
+                    return (await IdentityCommands.LoginTokensAsync(server, name, ct))["access_token"]!.GetValue<string>();
+                }
+                catch (Exception ex) when (ex is IdentityCommands.CliFailure or IOException or UnauthorizedAccessException)
+                {
+                    throw new CredentialUnavailableException(ex.Message);
+                }
+            }, null, name);
+        }
+        return (server, null, null, null);
+    }
+
+    public static Command WhoAmI()
+    {
+        var command = new Command("whoami", "Show who your credential says you are on the hub.");
+        var common = CommonOptions(command);
+        command.SetAction((parse, ct) => IdentityCommands.RunAsync("whoami", parse.GetValue(common.Json), async () =>
+        {
+            var (server, credentials, _, _) = Resolve(parse, common);
+            var token = credentials is null ? null : await credentials(new CredentialRequest(false), ct);
+            var me = await IdentityCommands.GetAsync(server, "/api/whoami", token, ct);
+            return (me, $"{me["name"]} ({me["role"]}) on {server}");
+        }));
+        return command;
+    }
+
+    public static Command Status()
+    {
+        var command = new Command("status", "Check that the hub is reachable: version, connections, round-trip time, and who you are.");
+        var common = CommonOptions(command);
+        command.SetAction((parse, ct) => IdentityCommands.RunAsync("status", parse.GetValue(common.Json), async () =>
+        {
+            var (server, credentials, _, _) = Resolve(parse, common);
+            var clock = Stopwatch.StartNew();
+            var health = await IdentityCommands.GetAsync(server, "/health", null, ct);
+            health["rtt_ms"] = Math.Round(clock.Elapsed.TotalMilliseconds, 1);
+            health["server"] = server.ToString().TrimEnd('/');
+            if (credentials is not null)
+            {
+                var me = await IdentityCommands.GetAsync(server, "/api/whoami", await credentials(new CredentialRequest(false), ct), ct);
+                health["name"] = me["name"]?.DeepClone();
+                health["role"] = me["role"]?.DeepClone();
+            }
+            return (health, $"{health["server"]}: {health["status"]}, version {health["version"]}, {health["connections"]} connections, {health["rtt_ms"]} ms" +
+                (health["name"] is { } n ? $"; you are {n} ({health["role"]})" : ""));
+        }));
+        return command;
+    }
+
+    public static Command Send()
+    {
+        var command = new Command("send", "Send a message to a channel and wait for it to be stored (acked). Text '-' reads standard input.");
+        var common = CommonOptions(command);
+        var channel = new Argument<string>("channel") { Description = "The channel, e.g. room:ops (room: is added when missing)." };
+        var text = new Argument<string>("text") { Description = "The message, or - to read standard input." };
+        var lines = new Option<bool>("--lines") { Description = "With -: send each line of standard input as its own message." };
+        command.Arguments.Add(channel);
+        command.Arguments.Add(text);
+        command.Options.Add(lines);
+        command.SetAction((parse, ct) => RunClientAsync("send", parse, common, async (client, json) =>
+        {
+            var topic = Topic(parse.GetValue(channel)!);
+            var input = parse.GetValue(text)!;
+            var bodies = input != "-" ? [input]
+                : parse.GetValue(lines) ? ReadLines() : [Console.In.ReadToEnd().TrimEnd('\n')];
+            await JoinOrThrowAsync(client, topic, since: null, null, ct);
+            var results = new JsonArray();
+            foreach (var body in bodies)
+            {
+                var reply = await client.PushAsync(topic, "msg", new { body }, ct);
+                if (!reply.IsOk)
+                {
+                    throw new IdentityCommands.CliFailure($"{reply.Reason}: {Detail(reply)}");
+                }
+                var sent = new JsonObject { ["topic"] = topic, ["offset"] = reply.Response.GetProperty("offset").GetInt64(), ["id"] = reply.Response.GetProperty("id").GetString() };
+                results.Add(sent);
+                Console.WriteLine(json ? sent.ToJsonString() : $"sent to {topic} at offset {sent["offset"]}");
+            }
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    public static Command History()
+    {
+        var command = new Command("history", "Print a page of a channel's stored messages, oldest first.");
+        var common = CommonOptions(command);
+        var channel = new Argument<string>("channel") { Description = "The channel, e.g. room:ops." };
+        var limit = new Option<int?>("--limit") { Description = "How many messages (default 50)." };
+        var before = new Option<long?>("--before") { Description = "Only messages before this offset (page backwards)." };
+        command.Arguments.Add(channel);
+        command.Options.Add(limit);
+        command.Options.Add(before);
+        command.SetAction((parse, ct) => RunClientAsync("history", parse, common, async (client, json) =>
+        {
+            var topic = Topic(parse.GetValue(channel)!);
+            await JoinOrThrowAsync(client, topic, since: null, null, ct);
+            var request = new JsonObject { ["limit"] = parse.GetValue(limit) ?? 50 };
+            if (parse.GetValue(before) is { } b)
+            {
+                request["before"] = b;
+            }
+            var reply = await client.PushAsync(topic, "history", request, ct);
+            if (!reply.IsOk)
+            {
+                throw new IdentityCommands.CliFailure($"{reply.Reason}: {Detail(reply)}");
+            }
+            foreach (var message in reply.Response.GetProperty("messages").EnumerateArray().Reverse())
+            {
+                Console.WriteLine(json ? MessageLine(topic, message).ToJsonString() : HumanLine(message));
+            }
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    public static Command Tail()
+    {
+        var command = new Command("tail", "Print a channel's backlog, then its live messages until Ctrl-C; survives hub restarts without losing or repeating a message. Status goes to stderr.");
+        var common = CommonOptions(command);
+        var channel = new Argument<string>("channel") { Description = "The channel, e.g. room:ops." };
+        var since = new Option<string?>("--since") { Description = "Replay messages from this long ago first (30s, 10m, 2h)." };
+        var sinceOffset = new Option<long?>("--since-offset") { Description = "Replay messages after this offset first (0 = all retained)." };
+        command.Arguments.Add(channel);
+        command.Options.Add(since);
+        command.Options.Add(sinceOffset);
+        command.SetAction((parse, ct) => RunClientAsync("tail", parse, common, async (client, json) =>
+        {
+            var topic = Topic(parse.GetValue(channel)!);
+            JsonObject? joinParams = null;
+            if (parse.GetValue(since) is { } ago)
+            {
+                joinParams = new JsonObject { ["since_ms"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)ParseAgo(ago).TotalMilliseconds };
+            }
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            ConsoleCancelEventHandler onCancel = (_, e) =>
+            {
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                await JoinOrThrowAsync(client, topic, parse.GetValue(sinceOffset), joinParams, stop.Token);
+                await Console.Error.WriteLineAsync($"parley tail: following {topic} (Ctrl-C to stop)");
+                var events = ReportEventsAsync(client, stop);
+                try
+                {
+                    await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
+                    {
+                        if (message.Topic == topic && message.Event == "msg")
+                        {
+                            Console.WriteLine(json ? MessageLine(topic, message.Payload).ToJsonString() : HumanLine(message.Payload));
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                }
+                return await events;
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        }));
+        return command;
+    }
+
+    // Status lines for a long-running verb; returns the exit code (auth failure ends the stream).
+    private static async Task<int> ReportEventsAsync(ParleyClient client, CancellationTokenSource stop)
+    {
+        try
+        {
+            await foreach (var e in client.Events.ReadAllAsync(stop.Token))
+            {
+                switch (e)
+                {
+                    case Reconnecting r:
+                        await Console.Error.WriteLineAsync($"parley: connection lost ({r.Reason}); reconnecting (attempt {r.Attempt}) at {r.NextAttemptAt:HH:mm:ss}");
+                        break;
+                    case Rejoined { Recovered: false } j:
+                        await Console.Error.WriteLineAsync($"parley: rejoined {j.Topic} but the hub could not replay everything missed (recovered: false)");
+                        break;
+                    case Rejoined j:
+                        await Console.Error.WriteLineAsync($"parley: rejoined {j.Topic}; nothing missed");
+                        break;
+                    case AuthFailed a:
+                        await Console.Error.WriteLineAsync($"parley: {a.Reason}");
+                        await stop.CancelAsync();
+                        return ExitCodes.Authentication;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<int> RunClientAsync(string verb, ParseResult parse, Common common, Func<ParleyClient, bool, Task<int>> run)
+    {
+        try
+        {
+            var (server, credentials, _, _) = Resolve(parse, common);
+            await using var client = new ParleyClient(new ParleyClientOptions { Server = server, Credentials = credentials });
+            await client.StartAsync();
+            return await run(client, parse.GetValue(common.Json));
+        }
+        catch (IdentityCommands.UsageException ex)
+        {
+            await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");
+            return ExitCodes.Usage;
+        }
+        catch (ParleyClientException ex) when (ex.Message.Contains("auth_failed", StringComparison.Ordinal))
+        {
+            await Console.Error.WriteLineAsync($"parley {verb}: {ex.Message}: check --token / PARLEY_TOKEN or log in again");
+            return ExitCodes.Authentication;
+        }
+        catch (ParleyClientException ex)
+        {
+            await Console.Error.WriteLineAsync($"parley {verb}: {ex.Message}");
+            return ex.Message.Contains("within", StringComparison.Ordinal) ? ExitCodes.Timeout : ExitCodes.Failure;
+        }
+        catch (Exception ex) when (ex is IdentityCommands.CliFailure or IOException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");
+            return ExitCodes.Failure;
+        }
+    }
+
+    private static async Task JoinOrThrowAsync(ParleyClient client, string topic, long? since, JsonObject? joinParams, CancellationToken ct)
+    {
+        var joined = await client.JoinAsync(topic, since, joinParams, ct);
+        if (!joined.IsOk)
+        {
+            throw new IdentityCommands.CliFailure($"cannot join {topic}: {joined.Reason}{(Detail(joined) is { Length: > 0 } d ? " (" + d + ")" : "")}");
+        }
+    }
+
+    private static string Topic(string channel) => channel.Contains(':', StringComparison.Ordinal) ? channel : "room:" + channel;
+
+    private static string Detail(PushReply reply) =>
+        reply.Response.ValueKind == JsonValueKind.Object && reply.Response.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : "";
+
+    private static List<string> ReadLines()
+    {
+        var lines = new List<string>();
+        while (Console.In.ReadLine() is { } line)
+        {
+            if (line.Length > 0)
+            {
+                lines.Add(line);
+            }
+        }
+        return lines;
+    }
+
+    private static JsonObject MessageLine(string topic, JsonElement message)
+    {
+        var line = JsonNode.Parse(message.GetRawText())!.AsObject();
+        line["topic"] = topic;
+        return line;
+    }
+
+    private static string HumanLine(JsonElement message) => string.Create(CultureInfo.InvariantCulture,
+        $"[{message.GetProperty("offset").GetInt64()}] {DateTimeOffset.FromUnixTimeMilliseconds(message.GetProperty("ts").GetInt64()):HH:mm:ss} {message.GetProperty("from").GetString()}: {message.GetProperty("body").GetString()}");
+
+    private static TimeSpan ParseAgo(string text)
+    {
+        var unit = text[^1];
+        if (text.Length < 2 || !double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < 0)
+        {
+            throw new IdentityCommands.UsageException($"--since takes a duration like 30s, 10m or 2h, not '{text}'");
+        }
+        return unit switch
+        {
+            's' => TimeSpan.FromSeconds(n),
+            'm' => TimeSpan.FromMinutes(n),
+            'h' => TimeSpan.FromHours(n),
+            'd' => TimeSpan.FromDays(n),
+            _ => throw new IdentityCommands.UsageException($"--since takes a duration like 30s, 10m or 2h, not '{text}'"),
+        };
+    }
+}
