@@ -18,6 +18,10 @@ public static class Program
             ClientCommands.Send(),
             ClientCommands.History(),
             ClientCommands.Tail(),
+            AdminCommands.Channels(),
+            AdminCommands.Keys(),
+            AdminCommands.Invites(),
+            AdminCommands.Admin(),
             BenchCommand.Create(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.

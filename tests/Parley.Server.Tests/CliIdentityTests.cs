@@ -61,17 +61,17 @@ public sealed class CliIdentityTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Refusals_are_clear_and_exit_1_and_a_readable_key_file_is_refused()
+    public async Task Refusals_are_clear_with_their_exit_codes_and_a_readable_key_file_is_refused()
     {
         Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);
 
         var (code, _, stderr) = await Cli("register", "--server", Server, "--name", "bob");
-        Assert.Equal(1, code);
+        Assert.Equal(3, code); // refused by the hub's policy (403)
         Assert.Contains("invite_required", stderr, StringComparison.Ordinal);
 
         // An existing name without an invite gets the same answer as a new one: names cannot be probed.
         var (taken, _, takenErr) = await Cli("register", "--server", Server, "--name", "alice");
-        Assert.Equal(1, taken);
+        Assert.Equal(3, taken);
         Assert.Contains("invite_required", takenErr, StringComparison.Ordinal);
 
         var (unknown, _, unknownErr) = await Cli("login", "--server", Server, "--name", "carol");
@@ -144,6 +144,20 @@ public sealed class CliIdentityTests : IAsyncLifetime
         });
         try
         {
+            // Start publishing once tail follows the topic (it says so on stderr).
+            var joinedBy = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (true)
+            {
+                lock (status)
+                {
+                    if (status.ToString().Contains("following", StringComparison.Ordinal))
+                    {
+                        break;
+                    }
+                    Assert.True(DateTime.UtcNow < joinedBy, $"tail did not start following; its stderr:\n{status}");
+                }
+                await Task.Delay(50);
+            }
             await using var writer = new Parley.Client.ParleyClient(new Parley.Client.ParleyClientOptions
             {
                 Server = hub.BaseUrl,
@@ -237,6 +251,39 @@ public sealed class CliIdentityTests : IAsyncLifetime
         var (noCredCode, _, noCredErr) = await Cli("send", "ops", "x", "--server", Server);
         Assert.Equal(3, noCredCode);
         Assert.Contains("auth_failed", noCredErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Admin_verbs_speak_json_and_map_refusals_to_exit_codes()
+    {
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);
+        string[] asAlice = ["--server", Server, "--name", "alice", "--json"];
+
+        async Task<JsonNode> Json(params string[] args)
+        {
+            var (code, stdout, stderr) = await Cli(args);
+            Assert.True(code == 0, $"parley {string.Join(' ', args)}: exit {code}: {stderr}");
+            return JsonNode.Parse(stdout)!;
+        }
+
+        var key = await Json(["keys", "create", "bot", "--scope", "write", .. asAlice]);
+        Assert.StartsWith("prl_", key["key"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains(key["id"]!.GetValue<string>(), (await Json(["keys", "list", .. asAlice])).ToJsonString(), StringComparison.Ordinal);
+        var invite = (await Json(["invites", "create", "--role", "member", .. asAlice]))["code"]!.GetValue<string>();
+        Assert.Contains(invite, (await Json(["invites", "list", .. asAlice])).ToJsonString(), StringComparison.Ordinal);
+        Assert.True((await Json(["channels", "create", "ops", "--private", .. asAlice]))["private"]!.GetValue<bool>());
+        Assert.Contains("room:ops", (await Json(["channels", "list", .. asAlice])).ToJsonString(), StringComparison.Ordinal);
+        Assert.Contains("alice", (await Json(["admin", "users", .. asAlice])).ToJsonString(), StringComparison.Ordinal);
+        Assert.NotNull((await Json(["admin", "sessions", .. asAlice]))["sessions"]);
+        Assert.Contains("api_key.created", (await Json(["admin", "audit", .. asAlice])).ToJsonString(), StringComparison.Ordinal);
+        Assert.Equal(0, (await Cli(["keys", "revoke", key["id"]!.GetValue<string>(), .. asAlice])).ExitCode);
+        Assert.Equal(4, (await Cli(["keys", "revoke", "no-such-key", .. asAlice])).ExitCode);
+
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "bob", "--invite", invite)).ExitCode);
+        var (forbidden, _, forbiddenErr) = await Cli("admin", "users", "--server", Server, "--name", "bob");
+        Assert.Equal(3, forbidden);
+        Assert.Contains("forbidden", forbiddenErr, StringComparison.Ordinal);
+        Assert.Equal(0, (await Cli(["channels", "add-member", "ops", "bob", .. asAlice])).ExitCode);
     }
 
     [Fact]

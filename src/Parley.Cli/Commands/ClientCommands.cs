@@ -16,9 +16,9 @@ namespace Parley.Cli.Commands;
 /// </summary>
 internal static class ClientCommands
 {
-    private sealed record Common(Option<string?> Server, Option<string?> Token, Option<string?> Name, Option<bool> Json);
+    internal sealed record Common(Option<string?> Server, Option<string?> Token, Option<string?> Name, Option<bool> Json);
 
-    private static Common CommonOptions(Command command)
+    internal static Common CommonOptions(Command command)
     {
         var common = new Common(
             IdentityCommands.ServerOption(),
@@ -32,7 +32,7 @@ internal static class ClientCommands
         return common;
     }
 
-    private static (Uri Server, Func<CredentialRequest, CancellationToken, ValueTask<string?>>? Credentials, string? Token, string? Name) Resolve(ParseResult parse, Common common)
+    internal static (Uri Server, Func<CredentialRequest, CancellationToken, ValueTask<string?>>? Credentials, string? Token, string? Name) Resolve(ParseResult parse, Common common)
     {
         var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server));
         var token = parse.GetValue(common.Token) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN");
@@ -189,7 +189,7 @@ internal static class ClientCommands
             Console.CancelKeyPress += onCancel;
             try
             {
-                await JoinOrThrowAsync(client, topic, parse.GetValue(sinceOffset), joinParams, stop.Token);
+                await JoinOrThrowAsync(client, topic, parse.GetValue(sinceOffset), joinParams, stop.Token, untilJoined: true);
                 await Console.Error.WriteLineAsync($"parley tail: following {topic} (Ctrl-C to stop)");
                 var events = ReportEventsAsync(client, stop);
                 try
@@ -277,16 +277,30 @@ internal static class ClientCommands
         }
     }
 
-    private static async Task JoinOrThrowAsync(ParleyClient client, string topic, long? since, JsonObject? joinParams, CancellationToken ct)
+    private static async Task JoinOrThrowAsync(ParleyClient client, string topic, long? since, JsonObject? joinParams, CancellationToken ct, bool untilJoined = false)
     {
-        var joined = await client.JoinAsync(topic, since, joinParams, ct);
+        PushReply joined;
+        while (true)
+        {
+            try
+            {
+                joined = await client.JoinAsync(topic, since, joinParams, ct);
+                break;
+            }
+            catch (ParleyClientException ex) when (untilJoined && !ct.IsCancellationRequested && !ex.Message.Contains("auth_failed", StringComparison.Ordinal))
+            {
+                // The hub went away mid-join (a restart): the client is already redialing; join again once it is back.
+                await Console.Error.WriteLineAsync($"parley: joining {topic} failed ({ex.Message}); trying again");
+                await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
+            }
+        }
         if (!joined.IsOk)
         {
             throw new IdentityCommands.CliFailure($"cannot join {topic}: {joined.Reason}{(Detail(joined) is { Length: > 0 } d ? " (" + d + ")" : "")}");
         }
     }
 
-    private static string Topic(string channel) => channel.Contains(':', StringComparison.Ordinal) ? channel : "room:" + channel;
+    internal static string Topic(string channel) => channel.Contains(':', StringComparison.Ordinal) ? channel : "room:" + channel;
 
     private static string Detail(PushReply reply) =>
         reply.Response.ValueKind == JsonValueKind.Object && reply.Response.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : "";

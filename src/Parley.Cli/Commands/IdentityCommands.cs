@@ -101,9 +101,17 @@ internal static class IdentityCommands
     internal static Task<JsonObject> PostAsync(Uri baseUrl, string path, object body, CancellationToken cancellationToken) =>
         SendAsync(baseUrl, new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) }, cancellationToken);
 
-    internal static Task<JsonObject> GetAsync(Uri baseUrl, string path, string? bearer, CancellationToken cancellationToken)
+    internal static Task<JsonObject> GetAsync(Uri baseUrl, string path, string? bearer, CancellationToken cancellationToken) =>
+        CallAsync(baseUrl, HttpMethod.Get, path, null, bearer, cancellationToken);
+
+    /// <summary>An API call with an optional JSON body and bearer credential.</summary>
+    internal static Task<JsonObject> CallAsync(Uri baseUrl, HttpMethod method, string path, object? body, string? bearer, CancellationToken cancellationToken)
     {
-        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
         if (bearer is not null)
         {
             request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
@@ -143,7 +151,12 @@ internal static class IdentityCommands
             {
                 var code = json?["error"]?.GetValue<string>() ?? ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
                 var message = json?["message"]?.GetValue<string>() ?? response.ReasonPhrase ?? "request failed";
-                throw new CliFailure($"{code}: {message}");
+                throw new CliFailure($"{code}: {message}", (int)response.StatusCode switch
+                {
+                    401 or 403 => ExitCodes.Authentication,
+                    404 => ExitCodes.NotFound,
+                    _ => ExitCodes.Failure,
+                });
             }
             return json ?? throw new CliFailure($"{baseUrl} answered something that is not JSON: is it a Parley hub?");
         }
@@ -165,11 +178,14 @@ internal static class IdentityCommands
         catch (Exception ex) when (ex is CliFailure or IOException or UnauthorizedAccessException or InvalidDataException)
         {
             await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");
-            return ExitCodes.Failure;
+            return ex is CliFailure failure ? failure.ExitCode : ExitCodes.Failure;
         }
     }
 
     internal sealed class UsageException(string message) : Exception(message);
 
-    internal sealed class CliFailure(string message) : Exception(message);
+    internal sealed class CliFailure(string message, int exitCode = ExitCodes.Failure) : Exception(message)
+    {
+        public int ExitCode { get; } = exitCode;
+    }
 }
