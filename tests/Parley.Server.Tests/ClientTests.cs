@@ -298,4 +298,64 @@ public sealed class ClientTests
         Assert.True(logins >= 2);
         Assert.True((await client.PushAsync("room:long", "msg", new { body = "still the same socket" })).IsOk);
     }
+
+    [Fact]
+    public async Task A_client_joined_to_twenty_topics_recovers_all_of_them_after_a_restart()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "parley-client-" + Guid.NewGuid().ToString("N"));
+        var port = HubProcess.FreePort();
+        var hub = await HubProcess.StartAsync(dataDir, port);
+        try
+        {
+            var topics = Enumerable.Range(1, 20).Select(i => $"room:many-{i}").ToList();
+            await using var reader = NewClient(hub.BaseUrl);
+            await using var writer = NewClient(hub.BaseUrl);
+            await reader.StartAsync();
+            await writer.StartAsync();
+            foreach (var topic in topics)
+            {
+                Assert.True((await reader.JoinAsync(topic, since: 0)).IsOk);
+                Assert.True((await writer.JoinAsync(topic)).IsOk);
+                Assert.True((await writer.PushAsync(topic, "msg", new { body = "before" })).IsOk);
+            }
+
+            hub.Kill();
+            await hub.DisposeAsync();
+            hub = await HubProcess.StartAsync(dataDir, port);
+            using (var ready = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            {
+                while (!(reader.IsReady && writer.IsReady))
+                {
+                    await Task.Delay(50, ready.Token);
+                }
+            }
+            foreach (var topic in topics)
+            {
+                Assert.True((await writer.PushAsync(topic, "msg", new { body = "after" })).IsOk);
+            }
+
+            var seen = topics.ToDictionary(t => t, _ => new List<long>());
+            for (var i = 0; i < 2 * topics.Count; i++)
+            {
+                var message = await NextMessageAsync(reader, m => m.Event == "msg");
+                seen[message.Topic].Add(message.Offset!.Value);
+            }
+            Assert.All(topics, t => Assert.Equal([1L, 2L], seen[t]));
+            var rejoined = new List<Rejoined>();
+            while (reader.Events.TryRead(out var e))
+            {
+                if (e is Rejoined r)
+                {
+                    rejoined.Add(r);
+                }
+            }
+            Assert.Equal(topics.Order(StringComparer.Ordinal), rejoined.Select(r => r.Topic).Order(StringComparer.Ordinal));
+            Assert.All(rejoined, r => Assert.True(r.Recovered));
+        }
+        finally
+        {
+            await hub.DisposeAsync();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
 }
