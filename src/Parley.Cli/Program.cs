@@ -22,6 +22,7 @@ public static class Program
             AdminCommands.Keys(),
             AdminCommands.Invites(),
             AdminCommands.Admin(),
+            ProfileCommands.Create(),
             BenchCommand.Create(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.

@@ -287,6 +287,30 @@ public sealed class CliIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_profile_stands_in_for_server_and_name()
+    {
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);
+
+        var (addCode, addOut, addErr) = await Cli("profile", "add", "home", "--server", Server, "--name", "alice", "--json");
+        Assert.True(addCode == 0, addErr);
+        Assert.Equal("home", JsonNode.Parse(addOut)!["current"]!.GetValue<string>());
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_config, "parley", "profiles.json")));
+        }
+
+        var (whoCode, whoOut, whoErr) = await Cli("whoami", "--json"); // no --server, no --name
+        Assert.True(whoCode == 0, whoErr);
+        Assert.Equal("alice", JsonNode.Parse(whoOut)!["name"]!.GetValue<string>());
+
+        var list = JsonNode.Parse((await Cli("profile", "list", "--json")).Stdout)!;
+        Assert.True(list["profiles"]![0]!["current"]!.GetValue<bool>());
+        Assert.Equal(4, (await Cli("profile", "use", "nope")).ExitCode);
+        Assert.Equal(0, (await Cli("profile", "remove", "home")).ExitCode);
+        Assert.Empty(JsonNode.Parse((await Cli("profile", "list", "--json")).Stdout)!["profiles"]!.AsArray());
+    }
+
+    [Fact]
     public async Task Usage_errors_exit_2_and_an_unreachable_hub_exits_1()
     {
         Assert.Equal(2, (await Cli("register", "--server", "ftp://x", "--name", "alice")).ExitCode);

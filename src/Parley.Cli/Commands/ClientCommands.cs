@@ -34,9 +34,11 @@ internal static class ClientCommands
 
     internal static (Uri Server, Func<CredentialRequest, CancellationToken, ValueTask<string?>>? Credentials, string? Token, string? Name) Resolve(ParseResult parse, Common common)
     {
-        var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server));
+        // Flags, then environment variables, then the current profile (parley profile).
+        var profile = Profiles.Current();
+        var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server) ?? Environment.GetEnvironmentVariable("PARLEY_SERVER") ?? profile?.Server);
         var token = parse.GetValue(common.Token) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN");
-        var name = parse.GetValue(common.Name) ?? Environment.GetEnvironmentVariable("PARLEY_USER");
+        var name = parse.GetValue(common.Name) ?? Environment.GetEnvironmentVariable("PARLEY_USER") ?? (token is null ? profile?.User : null);
         if (!string.IsNullOrEmpty(token))
         {
             return (server, (_, _) => ValueTask.FromResult<string?>(token), token, null);

@@ -1,0 +1,71 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Parley.Cli;
+
+/// <summary>A named hub to talk to: its URL and the user whose device key logs in.</summary>
+internal sealed record Profile(string Name, string Server, string? User);
+
+/// <summary>
+/// Named profiles in <c>$XDG_CONFIG_HOME/parley/profiles.json</c> (mode 0600): <c>{"current": name,
+/// "profiles": {name: {"server": url, "user": name}}}</c>. Flags and environment variables override the
+/// current profile. Profiles hold no secrets: credentials come from device keys or PARLEY_TOKEN.
+/// </summary>
+internal static class Profiles
+{
+    public static string FilePath => Path.Combine(ConfigPaths.Root(), "profiles.json");
+
+    public static (string? Current, List<Profile> All) Load()
+    {
+        if (!File.Exists(FilePath))
+        {
+            return (null, []);
+        }
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(FilePath)) as JsonObject ?? throw new InvalidDataException("not a JSON object");
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{FilePath} is not valid JSON ({ex.Message}): fix or delete it");
+        }
+        var all = new List<Profile>();
+        if (root["profiles"] is JsonObject profiles)
+        {
+            foreach (var (name, value) in profiles)
+            {
+                if (value?["server"]?.GetValue<string>() is { } server)
+                {
+                    all.Add(new Profile(name, server, value["user"]?.GetValue<string>()));
+                }
+            }
+        }
+        return (root["current"]?.GetValue<string>(), all);
+    }
+
+    public static Profile? Current()
+    {
+        var (current, all) = Load();
+        return all.Find(p => p.Name == current);
+    }
+
+    public static void Save(string? current, IEnumerable<Profile> all)
+    {
+        var profiles = new JsonObject();
+        foreach (var profile in all)
+        {
+            profiles[profile.Name] = new JsonObject { ["server"] = profile.Server, ["user"] = profile.User };
+        }
+        var root = new JsonObject { ["current"] = current, ["profiles"] = profiles };
+        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        using var file = new FileStream(FilePath, options);
+        using var writer = new Utf8JsonWriter(file, new JsonWriterOptions { Indented = true });
+        root.WriteTo(writer);
+    }
+}
