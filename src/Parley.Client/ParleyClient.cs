@@ -184,7 +184,7 @@ public sealed class ParleyClient : IAsyncDisposable
                 await session.CancelAsync();
                 await heartbeat;
                 reason = code is null ? "connection lost" : string.Create(CultureInfo.InvariantCulture, $"closed with {code} {description}");
-                if (code is { } closeCode && await HandleCloseAsync(closeCode, description))
+                if (code is { } closeCode && MustStopAfterClose(closeCode, description))
                 {
                     return;
                 }
@@ -248,23 +248,23 @@ public sealed class ParleyClient : IAsyncDisposable
     }
 
     /// <returns>true when the client must stop.</returns>
-    private Task<bool> HandleCloseAsync(ushort code, string description)
+    private bool MustStopAfterClose(ushort code, string description)
     {
         if (code == CloseStatus.Normal && _stop.IsCancellationRequested)
         {
-            return Task.FromResult(true);
+            return true;
         }
         if (code == CloseStatus.TokenExpired)
         {
             _events.Writer.TryWrite(new TokenRefreshing());
-            return Task.FromResult(false);
+            return false;
         }
         if (CloseStatus.AdviceFor(code) == CloseAdvice.Stop)
         {
             Stop(code == CloseStatus.Forbidden ? $"auth_failed: {description}" : $"stopped: the hub closed with {code} {description}");
-            return Task.FromResult(true);
+            return true;
         }
-        return Task.FromResult(false);
+        return false;
     }
 
     private void Stop(string reason)

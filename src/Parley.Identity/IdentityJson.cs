@@ -13,10 +13,7 @@ public static class IdentityJson
         w.WriteString("name", user.Name);
         w.WriteString("role", HubRoles.Name(user.Role));
         w.WriteNumber("created_at", user.CreatedAtMs);
-        if (user.BannedAtMs is { } banned)
-        {
-            w.WriteNumber("banned_at", banned);
-        }
+        WriteOptional(w, "banned_at", user.BannedAtMs);
     }
 
     public static void WriteSession(Utf8JsonWriter w, HubConnection connection)
@@ -32,13 +29,63 @@ public static class IdentityJson
         }
         w.WriteNumber("connected_at", connection.ConnectedAt.ToUnixTimeMilliseconds());
         w.WriteNumber("topics", connection.JoinedCount);
-        if (principal.ExpiresAtMs is { } expires)
+        WriteOptional(w, "expires_at", principal.ExpiresAtMs);
+        WriteOptional(w, "api_key_id", principal.CredentialId);
+    }
+
+    public static void WriteKey(Utf8JsonWriter w, ApiKeyRecord key)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(key);
+        w.WriteString("id", key.Id);
+        w.WriteString("name", key.Name);
+        WriteOptional(w, "user", key.UserName);
+        w.WriteString("scope", ApiKeyScopes.Name(key.Scope));
+        WriteOptional(w, "topics", key.TopicPattern);
+        w.WriteNumber("created_at", key.CreatedAtMs);
+        WriteOptional(w, "expires_at", key.ExpiresAtMs);
+        WriteOptional(w, "revoked_at", key.RevokedAtMs);
+    }
+
+    public static void WriteInvite(Utf8JsonWriter w, InviteRecord invite)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(invite);
+        w.WriteString("code", invite.Code);
+        w.WriteString("role", HubRoles.Name(invite.Role));
+        w.WriteNumber("max_uses", invite.MaxUses);
+        w.WriteNumber("used", invite.UsedCount);
+        w.WriteString("created_by", invite.CreatedBy);
+        w.WriteNumber("expires_at", invite.ExpiresAtMs);
+        WriteOptional(w, "revoked_at", invite.RevokedAtMs);
+    }
+
+    public static void WriteAuditEntry(Utf8JsonWriter w, AuditEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(entry);
+        w.WriteNumber("seq", entry.Seq);
+        w.WriteNumber("ts", entry.TimestampMs);
+        w.WriteString("event", entry.Event);
+        WriteOptional(w, "actor", entry.Actor);
+        WriteOptional(w, "subject", entry.Subject);
+        WriteOptional(w, "address", entry.Address);
+        WriteOptional(w, "detail", entry.Detail);
+    }
+
+    private static void WriteOptional(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is not null)
         {
-            w.WriteNumber("expires_at", expires);
+            w.WriteString(name, value);
         }
-        if (principal.CredentialId is { } key)
+    }
+
+    private static void WriteOptional(Utf8JsonWriter w, string name, long? value)
+    {
+        if (value is { } number)
         {
-            w.WriteString("api_key_id", key);
+            w.WriteNumber(name, number);
         }
     }
 
@@ -50,10 +97,7 @@ public static class IdentityJson
         w.WriteBoolean("private", channel.IsPrivate);
         w.WriteString("created_by", channel.CreatedBy);
         w.WriteNumber("created_at", channel.CreatedAtMs);
-        if (channel.DeletedAtMs is { } deleted)
-        {
-            w.WriteNumber("deleted_at", deleted);
-        }
+        WriteOptional(w, "deleted_at", channel.DeletedAtMs);
         if (withMembers)
         {
             w.WriteStartArray("members");

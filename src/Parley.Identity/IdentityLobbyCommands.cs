@@ -33,18 +33,18 @@ public static class IdentityLobbyCommands
             var sessions = hub.Connections;
             return ValueTask.FromResult<Action<Utf8JsonWriter>>(w => IdentityJson.WriteArray(w, "sessions", sessions, IdentityJson.WriteSession));
         });
-        lobby.Register("admin.kick", async (caller, p, ct) => Done(await Run(() => identity.KickAsync(caller, Text(p, "user"), ct))));
-        lobby.Register("admin.ban", async (caller, p, ct) => Done(await Run(() => identity.BanAsync(caller, Text(p, "user"), ct))));
-        lobby.Register("admin.unban", async (caller, p, ct) => Done(await Run(() => identity.UnbanAsync(caller, Text(p, "user"), ct))));
-        lobby.Register("admin.revoke_user", async (caller, p, ct) => Done(await Run(() => identity.RevokeUserCredentialsAsync(caller, Text(p, "user"), ct))));
-        lobby.Register("admin.revoke_key", async (caller, p, ct) => Done(await Run(() => identity.RevokeApiKeyAsync(caller, Text(p, "id"), ct))));
-        lobby.Register("admin.role", async (caller, p, ct) =>
+        lobby.Register("admin.kick", (caller, p, ct) => identity.KickAsync(caller, Text(p, "user"), ct));
+        lobby.Register("admin.ban", (caller, p, ct) => identity.BanAsync(caller, Text(p, "user"), ct));
+        lobby.Register("admin.unban", (caller, p, ct) => identity.UnbanAsync(caller, Text(p, "user"), ct));
+        lobby.Register("admin.revoke_user", (caller, p, ct) => identity.RevokeUserCredentialsAsync(caller, Text(p, "user"), ct));
+        lobby.Register("admin.revoke_key", (caller, p, ct) => identity.RevokeApiKeyAsync(caller, Text(p, "id"), ct));
+        lobby.Register("admin.role", (caller, p, ct) =>
         {
             if (!HubRoles.TryParse(Text(p, "role"), out var role))
             {
                 throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_role", "role is guest, member, admin or owner");
             }
-            return Done(await Run(() => identity.SetRoleAsync(caller, Text(p, "user"), role, ct)));
+            return identity.SetRoleAsync(caller, Text(p, "user"), role, ct);
         });
         lobby.Register("channel.list", async (caller, _, ct) =>
         {
@@ -57,11 +57,11 @@ public static class IdentityLobbyCommands
             var channel = await identity.CreateChannelAsync(caller, Text(p, "topic"), Flag(p, "private"), ct);
             return w => IdentityJson.WriteChannel(w, channel, withMembers: true);
         });
-        lobby.Register("channel.visibility", async (caller, p, ct) => Done(await Run(() => identity.SetChannelPrivateAsync(caller, Text(p, "topic"), Flag(p, "private"), ct))));
-        lobby.Register("channel.rename", async (caller, p, ct) => Done(await Run(() => identity.RenameChannelAsync(caller, Text(p, "topic"), Text(p, "to"), ct))));
-        lobby.Register("channel.delete", async (caller, p, ct) => Done(await Run(() => identity.DeleteChannelAsync(caller, Text(p, "topic"), ct))));
-        lobby.Register("channel.add_member", async (caller, p, ct) => Done(await Run(() => identity.AddChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), Flag(p, "admin"), ct))));
-        lobby.Register("channel.remove_member", async (caller, p, ct) => Done(await Run(() => identity.RemoveChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), ct))));
+        lobby.Register("channel.visibility", (caller, p, ct) => identity.SetChannelPrivateAsync(caller, Text(p, "topic"), Flag(p, "private"), ct));
+        lobby.Register("channel.rename", (caller, p, ct) => identity.RenameChannelAsync(caller, Text(p, "topic"), Text(p, "to"), ct));
+        lobby.Register("channel.delete", (caller, p, ct) => identity.DeleteChannelAsync(caller, Text(p, "topic"), ct));
+        lobby.Register("channel.add_member", (caller, p, ct) => identity.AddChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), Flag(p, "admin"), ct));
+        lobby.Register("channel.remove_member", (caller, p, ct) => identity.RemoveChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), ct));
     }
 
     /// <summary>The identity caller behind a socket's principal.</summary>
@@ -71,6 +71,14 @@ public static class IdentityLobbyCommands
         var userName = principal.Name.StartsWith("key:", StringComparison.Ordinal) || !principal.IsAuthenticated ? null : principal.Name;
         return new Caller(principal.Name, IdentityAuthenticator.RoleOf(principal), userName, principal.CredentialId, principal.TopicPattern, principal.ExpiresAtMs);
     }
+
+    // A command with nothing to return answers {done: true}.
+    private static void Register(this LobbyChannel lobby, string @event, Func<Caller, JsonElement, CancellationToken, Task> act) =>
+        lobby.Register(@event, async (caller, payload, ct) =>
+        {
+            await act(caller, payload, ct);
+            return static w => w.WriteBoolean("done", true);
+        });
 
     private static void Register(this LobbyChannel lobby, string @event, Func<Caller, JsonElement, CancellationToken, ValueTask<Action<Utf8JsonWriter>>> handle) =>
         lobby.Register(@event, async (connection, message, ct) =>
@@ -90,14 +98,6 @@ public static class IdentityLobbyCommands
                 connection.ReplyError(message, ex.Code, ex.Message);
             }
         });
-
-    private static async ValueTask<bool> Run(Func<Task> action)
-    {
-        await action();
-        return true;
-    }
-
-    private static Action<Utf8JsonWriter> Done(bool _) => static w => w.WriteBoolean("done", true);
 
     private static string Text(JsonElement payload, string name) =>
         payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text

@@ -114,7 +114,6 @@ internal static class ClientCommands
             var bodies = input != "-" ? [input]
                 : parse.GetValue(lines) ? ReadLines() : [Console.In.ReadToEnd().TrimEnd('\n')];
             await JoinOrThrowAsync(client, topic, since: null, null, ct);
-            var results = new JsonArray();
             foreach (var body in bodies)
             {
                 var reply = await client.PushAsync(topic, "msg", new { body }, ct);
@@ -123,7 +122,6 @@ internal static class ClientCommands
                     throw new IdentityCommands.CliFailure($"{reply.Reason}: {Detail(reply)}");
                 }
                 var sent = new JsonObject { ["topic"] = topic, ["offset"] = reply.Response.GetProperty("offset").GetInt64(), ["id"] = reply.Response.GetProperty("id").GetString() };
-                results.Add(sent);
                 Console.WriteLine(json ? sent.ToJsonString() : $"sent to {topic} at offset {sent["offset"]}");
             }
             return ExitCodes.Ok;

@@ -95,24 +95,14 @@ internal static class IdentityEndpoints
             return (StatusCodes.Status201Created, w =>
             {
                 w.WriteString("key", secret);
-                WriteKey(w, key);
+                IdentityJson.WriteKey(w, key);
             });
         }));
 
         app.MapGet("/api/keys", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
         {
             var keys = await identity.ListApiKeysAsync(caller, context.RequestAborted);
-            return (StatusCodes.Status200OK, w =>
-            {
-                w.WriteStartArray("keys");
-                foreach (var key in keys)
-                {
-                    w.WriteStartObject();
-                    WriteKey(w, key);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
+            return (StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "keys", keys, IdentityJson.WriteKey));
         }));
 
         app.MapDelete("/api/keys/{id}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
@@ -134,23 +124,13 @@ internal static class IdentityEndpoints
                 throw Bad("invalid_max_uses", "max_uses must be between 1 and 10000");
             }
             var invite = await identity.CreateInviteAsync(caller, role, (int)maxUses, Lifetime(body), context.RequestAborted);
-            return (StatusCodes.Status201Created, w => WriteInvite(w, invite));
+            return (StatusCodes.Status201Created, w => IdentityJson.WriteInvite(w, invite));
         }));
 
         app.MapGet("/api/invites", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
         {
             var invites = await identity.ListInvitesAsync(caller, context.RequestAborted);
-            return (StatusCodes.Status200OK, w =>
-            {
-                w.WriteStartArray("invites");
-                foreach (var invite in invites)
-                {
-                    w.WriteStartObject();
-                    WriteInvite(w, invite);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
+            return (StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "invites", invites, IdentityJson.WriteInvite));
         }));
 
         app.MapDelete("/api/invites/{code}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
@@ -164,23 +144,7 @@ internal static class IdentityEndpoints
             var after = long.TryParse(context.Request.Query["after"], out var a) ? a : 0;
             var limit = int.TryParse(context.Request.Query["limit"], out var l) ? l : 100;
             var entries = await identity.ReadAuditAsync(caller, after, limit, context.RequestAborted);
-            return (StatusCodes.Status200OK, w =>
-            {
-                w.WriteStartArray("entries");
-                foreach (var e in entries)
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("seq", e.Seq);
-                    w.WriteNumber("ts", e.TimestampMs);
-                    w.WriteString("event", e.Event);
-                    WriteOptional(w, "actor", e.Actor);
-                    WriteOptional(w, "subject", e.Subject);
-                    WriteOptional(w, "address", e.Address);
-                    WriteOptional(w, "detail", e.Detail);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
+            return (StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "entries", entries, IdentityJson.WriteAuditEntry));
         }));
     }
 
@@ -481,44 +445,4 @@ internal static class IdentityEndpoints
         w.WriteString("name", pair.UserName);
         w.WriteString("role", HubRoles.Name(pair.Role));
     };
-
-    private static void WriteKey(Utf8JsonWriter w, ApiKeyRecord key)
-    {
-        w.WriteString("id", key.Id);
-        w.WriteString("name", key.Name);
-        WriteOptional(w, "user", key.UserName);
-        w.WriteString("scope", ApiKeyScopes.Name(key.Scope));
-        WriteOptional(w, "topics", key.TopicPattern);
-        w.WriteNumber("created_at", key.CreatedAtMs);
-        if (key.ExpiresAtMs is { } e)
-        {
-            w.WriteNumber("expires_at", e);
-        }
-        if (key.RevokedAtMs is { } r)
-        {
-            w.WriteNumber("revoked_at", r);
-        }
-    }
-
-    private static void WriteInvite(Utf8JsonWriter w, InviteRecord invite)
-    {
-        w.WriteString("code", invite.Code);
-        w.WriteString("role", HubRoles.Name(invite.Role));
-        w.WriteNumber("max_uses", invite.MaxUses);
-        w.WriteNumber("used", invite.UsedCount);
-        w.WriteString("created_by", invite.CreatedBy);
-        w.WriteNumber("expires_at", invite.ExpiresAtMs);
-        if (invite.RevokedAtMs is { } r)
-        {
-            w.WriteNumber("revoked_at", r);
-        }
-    }
-
-    private static void WriteOptional(Utf8JsonWriter w, string name, string? value)
-    {
-        if (value is not null)
-        {
-            w.WriteString(name, value);
-        }
-    }
 }
