@@ -58,13 +58,7 @@ internal static class Profiles
             profiles[profile.Name] = new JsonObject { ["server"] = profile.Server, ["user"] = profile.User };
         }
         var root = new JsonObject { ["current"] = current, ["profiles"] = profiles };
-        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-        using var file = new FileStream(FilePath, options);
+        using var file = ConfigPaths.CreatePrivateFile(FilePath);
         using var writer = new Utf8JsonWriter(file, new JsonWriterOptions { Indented = true });
         root.WriteTo(writer);
     }

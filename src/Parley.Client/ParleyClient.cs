@@ -41,6 +41,7 @@ public sealed class ParleyClient : IAsyncDisposable
     private const string Lobby = "hub:lobby";
     private readonly TopicState _lobby = new(null, -1) { FirstJoinPending = false };
     private int _refreshing;
+    private string? _credential; // the credential the live socket carries (for the refresh timer)
     private Task? _run;
     private long _nextRef;
     private long _dropped;
@@ -168,6 +169,7 @@ public sealed class ParleyClient : IAsyncDisposable
                 var token = _options.Credentials is null ? null : await _options.Credentials(new CredentialRequest(forceRefresh), stop);
                 forceRefresh = false;
                 using var socket = await DialAsync(token, stop);
+                Volatile.Write(ref _credential, token);
                 _socket = socket;
                 upSince = DateTimeOffset.UtcNow;
                 using var session = CancellationTokenSource.CreateLinkedTokenSource(stop);
@@ -180,9 +182,11 @@ public sealed class ParleyClient : IAsyncDisposable
                 }
                 _ready.TrySetResult();
                 _events.Writer.TryWrite(new Ready());
+                var refreshTimer = RefreshTimerAsync(session.Token);
                 var (code, description) = await receive;
                 await session.CancelAsync();
                 await heartbeat;
+                await refreshTimer;
                 reason = code is null ? "connection lost" : string.Create(CultureInfo.InvariantCulture, $"closed with {code} {description}");
                 if (code is { } closeCode && MustStopAfterClose(closeCode, description))
                 {
@@ -530,6 +534,10 @@ public sealed class ParleyClient : IAsyncDisposable
                 ClientLog.RefreshRefused(_logger, reply.Reason ?? "error");
                 _socket?.Abort();
             }
+            else
+            {
+                Volatile.Write(ref _credential, token);
+            }
         }
         catch (CredentialUnavailableException ex)
         {
@@ -543,6 +551,68 @@ public sealed class ParleyClient : IAsyncDisposable
         finally
         {
             Volatile.Write(ref _refreshing, 0);
+        }
+    }
+
+    // The client's own clock for in-band refresh: hubs that never warn (or a warning lost with a
+    // dropped frame) must not cost a redial at expiry. A refresh that brought no later expiry is not
+    // retried here: the hub's warning, or its 4401 close and the redial, take over.
+    private async Task RefreshTimerAsync(CancellationToken cancellationToken)
+    {
+        if (_options.Credentials is null || _options.RefreshBeforeExpiry <= TimeSpan.Zero)
+        {
+            return;
+        }
+        var attemptedExpiry = DateTimeOffset.MinValue;
+        try
+        {
+            while (Volatile.Read(ref _credential) is { } credential && ExpiryOf(credential) is { } expiry && expiry.ExpiresAt > attemptedExpiry)
+            {
+                var (issuedAt, expiresAt) = expiry;
+                var lead = TimeSpan.FromTicks(Math.Min(_options.RefreshBeforeExpiry.Ticks, (expiresAt - issuedAt).Ticks / 4));
+                var wait = expiresAt - lead - DateTimeOffset.UtcNow;
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, cancellationToken);
+                }
+                if (Volatile.Read(ref _credential) != credential)
+                {
+                    continue; // refreshed meanwhile (the hub warned first): time the new one
+                }
+                attemptedExpiry = expiresAt;
+                await RefreshInBandAsync();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>The <c>iat</c> and <c>exp</c> claims of a JWT, unverified (the hub verifies); null for anything else.</summary>
+    private static (DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt)? ExpiryOf(string credential)
+    {
+        var parts = credential.Split('.');
+        if (parts.Length != 3 || !Base64Url.IsValid(parts[1]))
+        {
+            return null;
+        }
+        try
+        {
+            using var claims = JsonDocument.Parse(Base64Url.DecodeFromChars(parts[1]));
+            if (claims.RootElement.ValueKind != JsonValueKind.Object
+                || !claims.RootElement.TryGetProperty("exp", out var exp) || !exp.TryGetInt64(out var expSeconds))
+            {
+                return null;
+            }
+            var expiresAt = DateTimeOffset.FromUnixTimeSeconds(expSeconds);
+            var issuedAt = claims.RootElement.TryGetProperty("iat", out var iat) && iat.TryGetInt64(out var iatSeconds)
+                ? DateTimeOffset.FromUnixTimeSeconds(iatSeconds)
+                : DateTimeOffset.UtcNow;
+            return (issuedAt, expiresAt);
+        }
+        catch (Exception ex) when (ex is JsonException or ArgumentOutOfRangeException)
+        {
+            return null;
         }
     }
 

@@ -35,6 +35,14 @@ public sealed class ParleyClientOptions
     /// <summary>A connection up this long resets the backoff. Default 10 s.</summary>
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Refresh in-band this long before the credential expires, by the client's own clock, whether or not
+    /// the hub warns first (<c>token_expired</c>). The expiry is read from a JWT access token's <c>exp</c>
+    /// claim; API keys carry none and are never refreshed. For short-lived tokens the lead is at most a
+    /// quarter of the token's lifetime. Zero turns the client's own timer off. Default 60 s.
+    /// </summary>
+    public TimeSpan RefreshBeforeExpiry { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Incoming messages buffered for the application; beyond this the newest are dropped and counted. Default 256.</summary>
     public int MessageBuffer { get; init; } = 256;
 }

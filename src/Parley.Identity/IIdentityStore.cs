@@ -63,6 +63,12 @@ public interface IIdentityStore : IAsyncDisposable
     /// reuse that revokes the family also revokes it. A family with any revoked token never rotates.</remarks>
     ValueTask<(RefreshOutcome Outcome, RefreshTokenRecord? Token)> UseRefreshTokenAsync(string hash, long nowMs, string nextHash, long nextExpiresAtMs, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Revokes the family of the refresh token with this hash (a logout): every token of it stops working.
+    /// Returns the family's user, or null when no such token exists.
+    /// </summary>
+    ValueTask<string?> RevokeRefreshFamilyAsync(string hash, long nowMs, CancellationToken cancellationToken = default);
+
     /// <summary>Revokes every refresh token of a user (ban, revoke-user).</summary>
     ValueTask RevokeRefreshTokensAsync(string userName, long nowMs, CancellationToken cancellationToken = default);
 

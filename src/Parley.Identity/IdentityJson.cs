@@ -100,16 +100,17 @@ public static class IdentityJson
         WriteOptional(w, "deleted_at", channel.DeletedAtMs);
         if (withMembers)
         {
-            w.WriteStartArray("members");
-            foreach (var member in channel.Members)
-            {
-                w.WriteStartObject();
-                w.WriteString("name", member.UserName);
-                w.WriteBoolean("admin", member.IsAdmin);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
+            WriteArray(w, "members", channel.Members, WriteMember);
         }
+    }
+
+    /// <summary>Writes a channel member's fields: name, admin.</summary>
+    public static void WriteMember(Utf8JsonWriter w, ChannelMember member)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(member);
+        w.WriteString("name", member.UserName);
+        w.WriteBoolean("admin", member.IsAdmin);
     }
 
     /// <summary>Writes <paramref name="name"/> as an array of objects, one per item.</summary>

@@ -220,6 +220,29 @@ public sealed partial class IdentityService
             await ChannelChangedAsync(topic, cancellationToken);
         }, cancellationToken);
 
+    /// <summary>
+    /// A channel as <paramref name="caller"/> may see it: its registration (null for a topic nobody
+    /// registered, which is public) and whether the member list is visible (members, channel admins and
+    /// hub admins). A private channel the caller does not belong to is <c>forbidden</c>.
+    /// </summary>
+    public async Task<(ChannelRecord? Channel, bool MembersVisible)> DescribeChannelAsync(Caller caller, string topic, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        RequireValidTopic(topic);
+        RequireTopicAllowed(caller, topic);
+        var channel = (await _store.ListChannelsAsync(cancellationToken)).FirstOrDefault(c => c.Topic == topic);
+        if (channel is null)
+        {
+            return (null, false);
+        }
+        var member = caller.IsAdmin || channel.Members.Any(m => m.UserName == caller.Name);
+        if (channel.IsPrivate && !member)
+        {
+            throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", $"{topic} is private: ask one of its admins to add you");
+        }
+        return (channel, member);
+    }
+
     public async Task<ChannelRecord> GetChannelAsync(string topic, CancellationToken cancellationToken = default) =>
         (await _store.ListChannelsAsync(cancellationToken)).FirstOrDefault(c => c.Topic == topic)
         ?? throw new IdentityException(IdentityErrorKind.NotFound, "channel_not_found", $"{topic} is not a registered channel");

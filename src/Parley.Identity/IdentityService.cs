@@ -261,6 +261,25 @@ public sealed partial class IdentityService
         return IssueAccess(user, next, nextExpires);
     }
 
+    /// <summary>
+    /// Ends a login: the refresh token's whole family is revoked, so neither it nor any token rotated from
+    /// it works again. Access tokens already issued stay valid until they expire (at most the access token
+    /// lifetime). Unknown or malformed tokens are refused with <c>invalid_grant</c>; a second logout with the
+    /// same token succeeds (nothing left to revoke).
+    /// </summary>
+    public async Task<string> LogoutAsync(string refreshToken, string? address, CancellationToken cancellationToken = default)
+    {
+        Throttle(null, address);
+        if (string.IsNullOrEmpty(refreshToken) || !refreshToken.StartsWith(Secrets.RefreshTokenPrefix, StringComparison.Ordinal))
+        {
+            throw new IdentityException(IdentityErrorKind.Unauthorized, "invalid_grant", "the refresh token is not valid");
+        }
+        var user = await _store.RevokeRefreshFamilyAsync(Secrets.Hash(refreshToken), NowMs, cancellationToken)
+            ?? throw new IdentityException(IdentityErrorKind.Unauthorized, "invalid_grant", "the refresh token is not valid (expired or unknown)");
+        await AuditAsync("logout", user, user, address, null, cancellationToken);
+        return user;
+    }
+
     // A new login: a new refresh token family.
     private async Task<TokenPair> IssueAsync(UserRecord user, string family, CancellationToken cancellationToken)
     {

@@ -146,6 +146,23 @@ public sealed class LoginTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Logout_revokes_the_whole_family_and_leaves_other_logins_alone()
+    {
+        var (device, _) = await _f.RegisterAsync("alice");
+        var laptop = await _f.LoginAsync("alice", device);
+        var phone = await _f.LoginAsync("alice", device);
+        var rotated = await _f.Service.RefreshAsync(laptop.RefreshToken, null);
+
+        Assert.Equal("alice", await _f.Service.LogoutAsync(laptop.RefreshToken, null)); // an already-used token of the family
+
+        Assert.Equal("invalid_grant", (await Refused(() => _f.Service.RefreshAsync(rotated.RefreshToken, null))).Code);
+        Assert.NotNull(await _f.Service.RefreshAsync(phone.RefreshToken, null)); // another login is another family
+        Assert.Equal("invalid_grant", (await Refused(() => _f.Service.LogoutAsync("prt_not-a-real-token", null))).Code);
+        Assert.Equal("invalid_grant", (await Refused(() => _f.Service.LogoutAsync("something-else", null))).Code);
+        Assert.Contains(await _f.Store.ReadAuditAsync(0, 100), e => e.Event == "logout" && e.Subject == "alice");
+    }
+
+    [Fact]
     public async Task An_expired_refresh_token_is_refused()
     {
         var (device, _) = await _f.RegisterAsync("alice");

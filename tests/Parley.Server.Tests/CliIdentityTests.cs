@@ -4,7 +4,7 @@ using Parley.Server.Tests.Infrastructure;
 namespace Parley.Server.Tests;
 
 /// <summary><c>parley register</c> and <c>parley login</c> as processes against a real hub.</summary>
-public sealed class CliIdentityTests : IAsyncLifetime
+public sealed partial class CliIdentityTests : IAsyncLifetime
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
     private TestHub _hub = null!;

@@ -300,6 +300,41 @@ public sealed class ClientTests
     }
 
     [Fact]
+    public async Task A_client_refreshes_on_its_own_clock_when_the_hub_never_warns()
+    {
+        await using var hub = await TestHub.StartAsync(
+            configure: o => o.TokenExpiryWarning = TimeSpan.Zero, // no token_expired: only the 4401 at expiry
+            configureServer: o =>
+            {
+                o.InsecureNoAuth = false;
+                o.Identity.AccessTokenLifetime = TimeSpan.FromSeconds(6);
+            });
+        using var id = await IdentityClient.ForAsync(hub);
+        await id.RegisterAsync("owner1");
+        var alice = await id.RegisterAsync("alice");
+        var logins = 0;
+        await using var client = NewClient(hub.BaseUrl, tune: o => o.Credentials = async (_, _) =>
+        {
+            Interlocked.Increment(ref logins);
+            return (await id.LoginAsync(alice)).AccessToken;
+        });
+        await client.StartAsync();
+        Assert.True((await client.JoinAsync("room:clock")).IsOk);
+
+        await Task.Delay(TimeSpan.FromSeconds(9)); // past the first token's expiry (the lead is a quarter of 6 s)
+
+        var events = new List<ClientEvent>();
+        while (client.Events.TryRead(out var e))
+        {
+            events.Add(e);
+        }
+        Assert.Contains(events, e => e is TokenRefreshing);
+        Assert.DoesNotContain(events, e => e is Reconnecting);
+        Assert.True(logins >= 2);
+        Assert.True((await client.PushAsync("room:clock", "msg", new { body = "same socket, second token" })).IsOk);
+    }
+
+    [Fact]
     public async Task A_client_joined_to_twenty_topics_recovers_all_of_them_after_a_restart()
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "parley-client-" + Guid.NewGuid().ToString("N"));

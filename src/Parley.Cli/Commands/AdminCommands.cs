@@ -86,6 +86,16 @@ internal static class AdminCommands
         channels.Subcommands.Add(Verb("create", "Register a channel (you become its admin).", c => { c.Arguments.Add(channel); c.Options.Add(isPrivate); },
             p => (HttpMethod.Post, "/api/channels", new { topic = ClientCommands.Topic(p.GetValue(channel)!), @private = p.GetValue(isPrivate) }),
             r => $"created {r["topic"]}{(r["private"]!.GetValue<bool>() ? " (private)" : "")}"));
+        channels.Subcommands.Add(Verb("info", "Show a channel: public or private, who made it, live subscribers, the history head and epoch.", c => c.Arguments.Add(channel),
+            p => (HttpMethod.Get, "/api/channels/" + Escape(ClientCommands.Topic(p.GetValue(channel)!)), null),
+            r => $"{r["topic"]}: {(r["private"]!.GetValue<bool>() ? "private" : "public")}" +
+                (r["registered"]!.GetValue<bool>() ? $", registered by {r["created_by"]} at {DateTimeOffset.FromUnixTimeMilliseconds(r["created_at"]!.GetValue<long>()):u}" : ", not registered (anyone may join)") +
+                (r["deleted_at"] is not null ? ", deleted" : "") +
+                $"\n{r["subscribers"]} subscriber(s) now; history head {r["head"]} (first retained {r["first_retained"]}), epoch {r["epoch"]}" +
+                (r["members"] is JsonArray m ? $"\n{m.Count} member(s): {string.Join(", ", m.Select(x => x!["name"] + (x["admin"]!.GetValue<bool>() ? " (admin)" : "")))}" : "")));
+        channels.Subcommands.Add(Verb("members", "List a registered channel's members (members and hub admins).", c => c.Arguments.Add(channel),
+            p => (HttpMethod.Get, $"/api/channels/{Escape(ClientCommands.Topic(p.GetValue(channel)!))}/members", null),
+            r => Lines(r, "members", x => $"{x["name"]}{(x["admin"]!.GetValue<bool>() ? "  admin" : "")}")));
         channels.Subcommands.Add(Verb("delete", "Delete a channel (its subscribers are closed; the name is not reused).", c => c.Arguments.Add(channel),
             p => (HttpMethod.Delete, "/api/channels/" + Escape(ClientCommands.Topic(p.GetValue(channel)!)), null),
             _ => "deleted"));

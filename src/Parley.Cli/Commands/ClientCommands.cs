@@ -11,8 +11,9 @@ namespace Parley.Cli.Commands;
 /// <summary>
 /// The verbs that talk to a hub as a user (docs/cli.md): <c>whoami</c>, <c>status</c>, <c>send</c>,
 /// <c>history</c>, <c>tail</c>. Credentials: <c>--token</c> / <c>PARLEY_TOKEN</c> (an access token or
-/// API key), else <c>--name</c> / <c>PARLEY_USER</c> (log in with this machine's device key on every
-/// dial), else none (a hub run with <c>--insecure-no-auth</c>).
+/// API key), else <c>--name</c> / <c>PARLEY_USER</c> (the user's stored login, renewed with its refresh
+/// token or this machine's device key when needed; see <see cref="Sessions"/>), else none (a hub run
+/// with <c>--insecure-no-auth</c>).
 /// </summary>
 internal static class ClientCommands
 {
@@ -36,7 +37,7 @@ internal static class ClientCommands
     {
         // Flags, then environment variables, then the current profile (parley profile).
         var profile = Profiles.Current();
-        var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server) ?? Environment.GetEnvironmentVariable("PARLEY_SERVER") ?? profile?.Server);
+        var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server), profile?.Server);
         var token = parse.GetValue(common.Token) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN");
         var name = parse.GetValue(common.Name) ?? Environment.GetEnvironmentVariable("PARLEY_USER") ?? (token is null ? profile?.User : null);
         if (!string.IsNullOrEmpty(token))
@@ -45,11 +46,11 @@ internal static class ClientCommands
         }
         if (!string.IsNullOrEmpty(name))
         {
-            return (server, async (_, ct) =>
+            return (server, async (request, ct) =>
             {
                 try
                 {
-                    return (await IdentityCommands.LoginTokensAsync(server, name, ct))["access_token"]!.GetValue<string>();
+                    return await Sessions.AccessTokenAsync(server, name, request.ForceRefresh, ct);
                 }
                 catch (Exception ex) when (ex is IdentityCommands.CliFailure or IOException or UnauthorizedAccessException)
                 {

@@ -33,7 +33,7 @@ internal static class IdentityCommands
             {
                 throw new UsageException($"--name must be {Names.Rule}");
             }
-            var baseUrl = ServerUrl(parse.GetValue(server));
+            var baseUrl = ServerUrl(parse.GetValue(server), Profiles.Current()?.Server);
             var (_, publicKey, path, created) = DeviceKeyFile.LoadOrCreate(user);
             var body = await PostAsync(baseUrl, "/api/register", new
             {
@@ -54,7 +54,7 @@ internal static class IdentityCommands
         var server = ServerOption();
         var name = new Option<string>("--name") { Description = "The user to log in as (its device key must be on this machine).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the tokens as JSON (for scripts: they are secrets)." };
-        var command = new Command("login", "Log in with this machine's device key (challenge-response) and get an access token and a refresh token.")
+        var command = new Command("login", "Log in with this machine's device key (challenge-response), store the tokens for later verbs, and print who you are.")
         {
             server, name, json,
         };
@@ -65,10 +65,52 @@ internal static class IdentityCommands
             {
                 throw new UsageException($"--name must be {Names.Rule}");
             }
-            var baseUrl = ServerUrl(parse.GetValue(server));
+            var baseUrl = ServerUrl(parse.GetValue(server), Profiles.Current()?.Server);
             var tokens = await LoginTokensAsync(baseUrl, user, cancellationToken);
+            Sessions.Save(baseUrl, user, tokens);
             var expires = DateTimeOffset.FromUnixTimeMilliseconds(tokens["expires_at"]!.GetValue<long>());
-            return (tokens, $"Logged in to {baseUrl} as {user} ({tokens["role"]}); the access token expires at {expires:u}. Use --json to get the tokens.");
+            return (tokens, $"Logged in to {baseUrl} as {user} ({tokens["role"]}); the access token expires at {expires:u} and renews itself. " +
+                $"Stored in {Sessions.PathFor(baseUrl, user)}. Use --json to get the tokens.");
+        }));
+        return command;
+    }
+
+    public static Command Logout()
+    {
+        var server = ServerOption();
+        var name = new Option<string?>("--name") { Description = "The user to log out (env PARLEY_USER, else the current profile's user)." };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON." };
+        var command = new Command("logout", "End a stored login: the hub revokes its refresh token and the tokens are deleted from this machine. The device key stays.")
+        {
+            server, name, json,
+        };
+        command.SetAction((parse, cancellationToken) => RunAsync("logout", parse.GetValue(json), async () =>
+        {
+            var profile = Profiles.Current();
+            var user = parse.GetValue(name) ?? Environment.GetEnvironmentVariable("PARLEY_USER") ?? profile?.User
+                ?? throw new UsageException("say who to log out: --name USER (or PARLEY_USER, or a profile with a user)");
+            var baseUrl = ServerUrl(parse.GetValue(server), profile?.Server);
+            var stored = Sessions.Load(baseUrl, user);
+            var result = new JsonObject { ["name"] = user, ["server"] = baseUrl.ToString().TrimEnd('/'), ["was_logged_in"] = stored is not null };
+            if (stored is null)
+            {
+                return (result, $"{user} has no stored login for {baseUrl}; nothing to do.");
+            }
+            Sessions.Delete(baseUrl, user);
+            try
+            {
+                await PostAsync(baseUrl, "/api/auth/logout", new { refresh_token = stored.RefreshToken }, cancellationToken);
+            }
+            catch (CliFailure ex) when (ex.ExitCode == ExitCodes.Authentication)
+            {
+                // Already revoked or expired on the hub: the login is over either way.
+            }
+            catch (CliFailure ex)
+            {
+                throw new CliFailure($"the stored login was deleted from this machine, but the hub was not told ({ex.Message}); " +
+                    $"its refresh token stays valid until {DateTimeOffset.FromUnixTimeMilliseconds(stored.RefreshExpiresAtMs):u} unless an admin runs `parley admin revoke {user}`");
+            }
+            return (result, $"Logged {user} out of {baseUrl}; access tokens already handed out expire within {TimeSpan.FromMilliseconds(Math.Max(0, stored.AccessExpiresAtMs - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())).TotalMinutes:0} min.");
         }));
         return command;
     }
@@ -88,9 +130,10 @@ internal static class IdentityCommands
     internal static Option<string?> ServerOption() =>
         new("--server") { Description = "The hub's base URL, e.g. http://127.0.0.1:4000 (env PARLEY_SERVER; default http://127.0.0.1:4000)." };
 
-    internal static Uri ServerUrl(string? flag)
+    /// <summary>The hub's URL: the flag, else <c>PARLEY_SERVER</c>, else <paramref name="fallback"/> (a profile's), else the local default.</summary>
+    internal static Uri ServerUrl(string? flag, string? fallback = null)
     {
-        var text = flag ?? Environment.GetEnvironmentVariable("PARLEY_SERVER") ?? "http://127.0.0.1:4000";
+        var text = flag ?? Environment.GetEnvironmentVariable("PARLEY_SERVER") ?? fallback ?? "http://127.0.0.1:4000";
         if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
         {
             throw new UsageException($"--server must be an http(s) URL like http://127.0.0.1:4000, not '{SecretRedactor.Redact(text)}'");

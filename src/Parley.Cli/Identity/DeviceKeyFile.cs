@@ -23,22 +23,8 @@ internal static class DeviceKeyFile
             var existing = Load(path);
             return (existing, DeviceKeys.PublicKeyOf(existing), path, false);
         }
-        var dir = Directory();
-        if (OperatingSystem.IsWindows())
-        {
-            System.IO.Directory.CreateDirectory(dir);
-        }
-        else
-        {
-            System.IO.Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
         var (privateKey, publicKey) = DeviceKeys.Generate();
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-        using (var file = new FileStream(path, options))
+        using (var file = ConfigPaths.CreatePrivateFile(path, FileMode.CreateNew))
         using (var writer = new StreamWriter(file))
         {
             writer.WriteLine(Base64Url.EncodeToString(privateKey));
@@ -53,15 +39,9 @@ internal static class DeviceKeyFile
         {
             throw new FileNotFoundException($"no device key at {path}: register first (parley register)");
         }
-        if (!OperatingSystem.IsWindows())
+        if (ConfigPaths.ExposureOf(path) is { } exposure)
         {
-            var mode = File.GetUnixFileMode(path);
-            const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-            if ((mode & others) != 0)
-            {
-                throw new UnauthorizedAccessException($"refusing to use {path}: other users can access it. Run: chmod 600 {path}");
-            }
+            throw new UnauthorizedAccessException($"refusing to use the device key: {exposure}");
         }
         var text = File.ReadAllText(path).Trim();
         if (!Base64Url.IsValid(text) || Base64Url.DecodeFromChars(text) is not { Length: DeviceKeys.PrivateKeyBytes } key)

@@ -26,7 +26,7 @@ internal static class IdentityEndpoints
     public static void Map(IEndpointRouteBuilder app, IdentityService identity, ParleyHub hub)
     {
         MapAdmin(app, identity, hub);
-        MapChannels(app, identity);
+        MapChannels(app, identity, hub);
 
         app.MapPost("/api/register", context => HandleAsync(context, async body =>
         {
@@ -64,6 +64,16 @@ internal static class IdentityEndpoints
         {
             var pair = await identity.RefreshAsync(RequiredString(body, "refresh_token"), Address(context), context.RequestAborted);
             return (StatusCodes.Status200OK, TokenWriter(pair));
+        }));
+
+        app.MapPost("/api/auth/logout", context => HandleAsync(context, async body =>
+        {
+            var user = await identity.LogoutAsync(RequiredString(body, "refresh_token"), Address(context), context.RequestAborted);
+            return (StatusCodes.Status200OK, w =>
+            {
+                w.WriteString("name", user);
+                w.WriteBoolean("logged_out", true);
+            });
         }));
 
         app.MapGet("/api/whoami", context => HandleAuthenticatedAsync(context, identity, readBody: false, (caller, _) =>
@@ -215,7 +225,7 @@ internal static class IdentityEndpoints
     private static string TopicParameter(HttpContext context) => Uri.UnescapeDataString((string)context.Request.RouteValues["topic"]!);
 
     // Channels: public or private rooms with members; every change reaches live subscribers at once.
-    private static void MapChannels(IEndpointRouteBuilder app, IdentityService identity)
+    private static void MapChannels(IEndpointRouteBuilder app, IdentityService identity, ParleyHub hub)
     {
         app.MapPost("/api/channels", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>
         {
@@ -229,6 +239,52 @@ internal static class IdentityEndpoints
             var channels = await identity.ListChannelsAsync(caller, context.RequestAborted);
             return (StatusCodes.Status200OK, w => IdentityJson.WriteArray(w, "channels", channels,
                 (writer, c) => IdentityJson.WriteChannel(writer, c, caller.IsAdmin || c.Members.Any(m => m.UserName == caller.Name))));
+        }));
+
+        // One channel: its registration (if any), members when the caller may see them, and the hub's live
+        // view of it (subscribers now, the history head and epoch a client would recover from).
+        app.MapGet("/api/channels/{topic}", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            var topic = TopicParameter(context);
+            var (channel, membersVisible) = await identity.DescribeChannelAsync(caller, topic, context.RequestAborted);
+            var position = await hub.History.GetPositionAsync(topic, context.RequestAborted);
+            var subscribers = hub.Topics.TryGet(topic, out var live) ? live!.SubscriberCount : 0;
+            return (StatusCodes.Status200OK, w =>
+            {
+                if (channel is null)
+                {
+                    w.WriteString("topic", topic);
+                    w.WriteBoolean("private", false);
+                }
+                else
+                {
+                    IdentityJson.WriteChannel(w, channel, membersVisible);
+                }
+                w.WriteBoolean("registered", channel is not null);
+                w.WriteNumber("subscribers", subscribers);
+                w.WriteNumber("head", position.Head);
+                w.WriteNumber("first_retained", position.FirstRetained);
+                w.WriteString("epoch", position.Epoch);
+            });
+        }));
+
+        app.MapGet("/api/channels/{topic}/members", context => HandleAuthenticatedAsync(context, identity, readBody: false, async (caller, _) =>
+        {
+            var topic = TopicParameter(context);
+            var (channel, membersVisible) = await identity.DescribeChannelAsync(caller, topic, context.RequestAborted);
+            if (channel is null)
+            {
+                throw new IdentityException(IdentityErrorKind.NotFound, "channel_not_found", $"{topic} is not a registered channel, so it has no members (anyone may join it)");
+            }
+            if (!membersVisible)
+            {
+                throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", $"only {topic}'s members and hub admins see its members");
+            }
+            return (StatusCodes.Status200OK, w =>
+            {
+                w.WriteString("topic", topic);
+                IdentityJson.WriteArray(w, "members", channel.Members, IdentityJson.WriteMember);
+            });
         }));
 
         app.MapPost("/api/channels/{topic}/visibility", context => HandleAuthenticatedAsync(context, identity, readBody: true, async (caller, body) =>

@@ -256,6 +256,19 @@ public sealed class SqliteIdentityStore : IIdentityStore
             return (RefreshOutcome.Rotated, token.Record);
         }, cancellationToken);
 
+    public ValueTask<string?> RevokeRefreshFamilyAsync(string hash, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c =>
+        {
+            var token = Query(c, "SELECT family, user_name FROM refresh_tokens WHERE hash = $h",
+                static r => (Family: r.GetString(0), User: r.GetString(1)), ("$h", hash)).FirstOrDefault();
+            if (token.Family is null)
+            {
+                return (string?)null;
+            }
+            NonQuery(c, "UPDATE refresh_tokens SET revoked_at = $t WHERE family = $f AND revoked_at IS NULL", ("$t", nowMs), ("$f", token.Family));
+            return token.User;
+        }, cancellationToken);
+
     public ValueTask RevokeRefreshTokensAsync(string userName, long nowMs, CancellationToken cancellationToken = default) =>
         RunVoidAsync(c => NonQuery(c, "UPDATE refresh_tokens SET revoked_at = $t WHERE user_name = $u AND revoked_at IS NULL", ("$t", nowMs), ("$u", userName)), cancellationToken);
 
