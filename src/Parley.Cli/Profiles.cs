@@ -3,12 +3,12 @@ using System.Text.Json.Nodes;
 
 namespace Parley.Cli;
 
-/// <summary>A named hub to talk to: its URL and the user whose device key logs in.</summary>
-internal sealed record Profile(string Name, string Server, string? User);
+/// <summary>A named hub to talk to: its URL, the user whose device key logs in, and where that key is (null: the default place).</summary>
+internal sealed record Profile(string Name, string Server, string? User, string? KeyFile = null);
 
 /// <summary>
 /// Named profiles in <c>$XDG_CONFIG_HOME/parley/profiles.json</c> (mode 0600): <c>{"current": name,
-/// "profiles": {name: {"server": url, "user": name}}}</c>. Flags and environment variables override the
+/// "profiles": {name: {"server": url, "user": name, "key_file": path}}}</c>. Flags and environment variables override the
 /// current profile. Profiles hold no secrets: credentials come from device keys or PARLEY_TOKEN.
 /// </summary>
 internal static class Profiles
@@ -37,7 +37,7 @@ internal static class Profiles
             {
                 if (value?["server"]?.GetValue<string>() is { } server)
                 {
-                    all.Add(new Profile(name, server, value["user"]?.GetValue<string>()));
+                    all.Add(new Profile(name, server, value["user"]?.GetValue<string>(), value["key_file"]?.GetValue<string>()));
                 }
             }
         }
@@ -55,7 +55,7 @@ internal static class Profiles
         var profiles = new JsonObject();
         foreach (var profile in all)
         {
-            profiles[profile.Name] = new JsonObject { ["server"] = profile.Server, ["user"] = profile.User };
+            profiles[profile.Name] = new JsonObject { ["server"] = profile.Server, ["user"] = profile.User, ["key_file"] = profile.KeyFile };
         }
         var root = new JsonObject { ["current"] = current, ["profiles"] = profiles };
         using var file = ConfigPaths.CreatePrivateFile(FilePath);

@@ -303,7 +303,21 @@ public sealed partial class CliIdentityTests : IAsyncLifetime
         Assert.True(whoCode == 0, whoErr);
         Assert.Equal("alice", JsonNode.Parse(whoOut)!["name"]!.GetValue<string>());
 
+        // A key kept somewhere else: the profile says where.
+        var moved = Path.Combine(_config, "elsewhere", "alice.key");
+        Directory.CreateDirectory(Path.GetDirectoryName(moved)!);
+        File.Move(Path.Combine(_config, "parley", "keys", "alice.key"), moved);
+        Assert.Equal(0, (await Cli("logout")).ExitCode); // the stored login would stand in for the key
+        var (noKey, _, noKeyErr) = await Cli("whoami", "--json");
+        Assert.Equal(3, noKey);
+        Assert.Contains("register first", noKeyErr, StringComparison.Ordinal);
+        Assert.Equal(0, (await Cli("profile", "add", "home", "--server", Server, "--name", "alice", "--key-file", moved)).ExitCode);
+        var (movedCode, movedOut, movedErr) = await Cli("whoami", "--json");
+        Assert.True(movedCode == 0, movedErr);
+        Assert.Equal("alice", JsonNode.Parse(movedOut)!["name"]!.GetValue<string>());
+
         var list = JsonNode.Parse((await Cli("profile", "list", "--json")).Stdout)!;
+        Assert.Equal(moved, list["profiles"]![0]!["key_file"]!.GetValue<string>());
         Assert.True(list["profiles"]![0]!["current"]!.GetValue<bool>());
         Assert.Equal(4, (await Cli("profile", "use", "nope")).ExitCode);
         Assert.Equal(0, (await Cli("profile", "remove", "home")).ExitCode);

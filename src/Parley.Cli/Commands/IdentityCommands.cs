@@ -218,6 +218,11 @@ internal static class IdentityCommands
             await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");
             return ExitCodes.Usage;
         }
+        catch (Parley.Client.CredentialUnavailableException ex)
+        {
+            await Console.Error.WriteLineAsync($"parley {verb}: no credential: {SecretRedactor.Redact(ex.Message)}");
+            return ExitCodes.Authentication;
+        }
         catch (Exception ex) when (ex is CliFailure or IOException or UnauthorizedAccessException or InvalidDataException)
         {
             await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");

@@ -13,9 +13,10 @@ internal static class ProfileCommands
         var name = new Argument<string>("profile") { Description = "The profile's name." };
         var server = new Option<string>("--server") { Description = "The hub's URL.", Required = true };
         var user = new Option<string?>("--name") { Description = "The user whose device key logs in." };
+        var keyFile = new Option<string?>("--key-file") { Description = "Where that user's device key is (default: keys/USER.key in the config dir)." };
         var json = new Option<bool>("--json") { Description = "Print JSON." };
 
-        var add = new Command("add", "Add or replace a profile and make it current.") { name, server, user, json };
+        var add = new Command("add", "Add or replace a profile and make it current.") { name, server, user, keyFile, json };
         add.SetAction((parse, _) => IdentityCommands.RunAsync("profile add", parse.GetValue(json), () =>
         {
             var profileName = parse.GetValue(name)!;
@@ -26,9 +27,14 @@ internal static class ProfileCommands
             var url = IdentityCommands.ServerUrl(parse.GetValue(server)).ToString().TrimEnd('/');
             var (_, all) = Profiles.Load();
             all.RemoveAll(p => p.Name == profileName);
-            all.Add(new Profile(profileName, url, parse.GetValue(user)));
+            if (parse.GetValue(keyFile) is not null && parse.GetValue(user) is null)
+            {
+                throw new IdentityCommands.UsageException("--key-file needs --name: the key belongs to a user");
+            }
+            var keyPath = parse.GetValue(keyFile) is { } k ? Path.GetFullPath(k) : null;
+            all.Add(new Profile(profileName, url, parse.GetValue(user), keyPath));
             Profiles.Save(profileName, all);
-            return Task.FromResult((new JsonObject { ["current"] = profileName, ["server"] = url, ["user"] = parse.GetValue(user) }, $"profile {profileName} ({url}) added and in use"));
+            return Task.FromResult((new JsonObject { ["current"] = profileName, ["server"] = url, ["user"] = parse.GetValue(user), ["key_file"] = keyPath }, $"profile {profileName} ({url}) added and in use"));
         }));
 
         var useName = new Argument<string>("profile") { Description = "The profile to use." };
@@ -46,7 +52,7 @@ internal static class ProfileCommands
         list.SetAction((parse, _) => IdentityCommands.RunAsync("profile list", parse.GetValue(json), () =>
         {
             var (current, all) = Profiles.Load();
-            var array = new JsonArray([.. all.Select(p => (JsonNode)new JsonObject { ["name"] = p.Name, ["server"] = p.Server, ["user"] = p.User, ["current"] = p.Name == current })]);
+            var array = new JsonArray([.. all.Select(p => (JsonNode)new JsonObject { ["name"] = p.Name, ["server"] = p.Server, ["user"] = p.User, ["key_file"] = p.KeyFile, ["current"] = p.Name == current })]);
             var human = all.Count == 0 ? "(no profiles: parley profile add NAME --server URL --name USER)"
                 : string.Join(Environment.NewLine, all.Select(p => $"{(p.Name == current ? "*" : " ")} {p.Name}  {p.Server}{(p.User is null ? "" : "  as " + p.User)}"));
             return Task.FromResult((new JsonObject { ["profiles"] = array }, human));

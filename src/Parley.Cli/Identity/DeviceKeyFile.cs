@@ -12,7 +12,9 @@ internal static class DeviceKeyFile
 {
     public static string Directory() => Path.Combine(ConfigPaths.Root(), "keys");
 
-    public static string PathFor(string name) => Path.Combine(Directory(), name + ".key");
+    /// <summary>The key file for <paramref name="name"/>: the current profile's <c>key_file</c> when the profile is for that user, else <c>keys/NAME.key</c>.</summary>
+    public static string PathFor(string name) =>
+        Profiles.Current() is { User: { } user, KeyFile: { } keyFile } && user == name ? keyFile : Path.Combine(Directory(), name + ".key");
 
     /// <summary>Loads the key for <paramref name="name"/>, creating it when missing. Returns (private key, public key, path, created).</summary>
     public static (byte[] PrivateKey, byte[] PublicKey, string Path, bool Created) LoadOrCreate(string name)
