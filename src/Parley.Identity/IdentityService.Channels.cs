@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Parley.Hub.Rooms;
+using Parley.Hub.State;
 
 namespace Parley.Identity;
 
@@ -114,9 +115,9 @@ public sealed partial class IdentityService
 
     private static void RequireValidTopic(string topic)
     {
-        if (!RoomChannel.IsValidTopic(topic))
+        if (!RoomChannel.IsValidTopic(topic) && !StateChannel.IsValidTopic(topic))
         {
-            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room topic: room:<1-100 characters of A-Z a-z 0-9 . _ ->");
+            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room or a state namespace: room:<name> or state:<name>, 1-100 characters of A-Z a-z 0-9 . _ -");
         }
     }
 
@@ -172,7 +173,10 @@ public sealed partial class IdentityService
         ChannelChangeAsync(async () =>
         {
             await RequireChannelAdminAsync(caller, from, cancellationToken);
-            RequireValidTopic(to);
+            if (!RoomChannel.IsValidTopic(from) || !RoomChannel.IsValidTopic(to))
+            {
+                throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "only rooms are renamed (room:<name> to room:<name>); a state namespace keeps its name");
+            }
             RequireTopicAllowed(caller, to);
             if (_channels.ContainsKey(to))
             {

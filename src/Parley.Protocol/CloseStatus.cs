@@ -105,4 +105,13 @@ public static class ErrorReasons
 
     /// <summary>Binary payloads are not accepted on this topic.</summary>
     public const string BinaryNotSupported = "binary_not_supported";
+
+    /// <summary>A conditional write's <c>expected_version</c> did not match: nothing changed; read the key again.</summary>
+    public const string VersionConflict = "version_conflict";
+
+    /// <summary>The thing asked for (a state key) does not exist.</summary>
+    public const string NotFound = "not_found";
+
+    /// <summary>A state namespace is at its key or byte budget: nothing changed.</summary>
+    public const string StateFull = "state_full";
 }

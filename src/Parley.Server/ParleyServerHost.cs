@@ -9,9 +9,11 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Auth;
+using Parley.Hub.State;
 using Parley.Identity;
 using Parley.Server.Identity;
 using Parley.Storage.Sqlite.Identity;
+using Parley.Storage.Sqlite.State;
 using Parley.Server.Logging;
 using Parley.Server.Observability;
 using Parley.Server.Transport;
@@ -28,13 +30,15 @@ public sealed class ParleyServerHost : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly SqliteHistoryStore _store;
     private readonly SqliteIdentityStore _identityStore;
+    private readonly SqliteStateStore _stateStore;
     private int _stopped;
 
-    private ParleyServerHost(WebApplication app, SqliteHistoryStore store, SqliteIdentityStore identityStore, IdentityService identity, ParleyHub hub, ServerOptions options, string databasePath, IReadOnlyList<Uri> urls)
+    private ParleyServerHost(WebApplication app, SqliteHistoryStore store, SqliteIdentityStore identityStore, SqliteStateStore stateStore, IdentityService identity, ParleyHub hub, ServerOptions options, string databasePath, IReadOnlyList<Uri> urls)
     {
         _app = app;
         _store = store;
         _identityStore = identityStore;
+        _stateStore = stateStore;
         Identity = identity;
         Hub = hub;
         Options = options;
@@ -101,6 +105,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
 
         var databasePath = Path.Combine(dataDir, "parley.db");
         var identityStore = await SqliteIdentityStore.OpenAsync(Path.Combine(dataDir, "identity.db"), cancellationToken);
+        var stateStore = await SqliteStateStore.OpenAsync(Path.Combine(dataDir, "state.db"), options.DurableCommits, cancellationToken);
         SqliteHistoryStore? store = null;
         WebApplication app;
         ParleyHub hub;
@@ -128,6 +133,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             hub = app.Services.GetRequiredService<ParleyHub>();
             LiveAccess.Follow(identity, hub);
             IdentityLobbyCommands.Register(hub.Lobby, identity, hub);
+            hub.Router.Add(new StateChannel(hub, stateStore, options.State));
             identity.MoveTopicHistory = hub.History.RenameTopicAsync;
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub);
@@ -140,6 +146,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
                 await store.DisposeAsync();
             }
             await identityStore.DisposeAsync();
+            await stateStore.DisposeAsync();
             throw;
         }
 
@@ -147,7 +154,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             .Select(a => new Uri(a.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)))
             .ToList();
         ServerLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server"), string.Join(", ", addresses), dataDir);
-        return new ParleyServerHost(app, store, identityStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile };
+        return new ParleyServerHost(app, store, identityStore, stateStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile };
     }
 
     // A fresh hub (no users, no keys) gets an owner API key in <data dir>/initial-owner-key, mode 0600,
@@ -230,6 +237,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         await _app.DisposeAsync();
         await _store.DisposeAsync();
         await _identityStore.DisposeAsync();
+        await _stateStore.DisposeAsync();
     }
 
     private static void CreatePrivateDirectory(string path)

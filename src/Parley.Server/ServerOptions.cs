@@ -1,5 +1,6 @@
 using System.Net;
 using Parley.Hub;
+using Parley.Hub.State;
 using Parley.Identity;
 using Parley.Server.Logging;
 
@@ -43,6 +44,9 @@ public sealed class ServerOptions
 
     /// <summary>Hub limits and timings.</summary>
     public HubOptions Hub { get; set; } = new();
+
+    /// <summary>Shared state limits (<c>state:</c> topics).</summary>
+    public StateOptions State { get; set; } = new();
 
     /// <summary>Logging. A null <see cref="LogOptions.FilePath"/> becomes <c>&lt;data dir&gt;/logs/parley.log</c> unless <see cref="FileLogging"/> is false.</summary>
     public LogOptions Log { get; set; } = new();
@@ -132,6 +136,7 @@ public sealed class ServerOptions
             throw new ArgumentException("ShutdownTimeout must be between 0 and 5 minutes");
         }
         Hub.Validate();
+        State.Validate(Hub);
         return endPoint;
     }
 }

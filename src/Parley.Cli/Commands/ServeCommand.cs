@@ -103,6 +103,7 @@ internal static class ServeCommand
                 : configuration.GetSection("allowed_origins").GetChildren().Select(c => c.Value ?? "").Where(v => v.Length > 0).ToArray();
         options.AllowedOrigins.AddRange(origins);
         configuration.GetSection("hub").Bind(options.Hub);
+        configuration.GetSection("state").Bind(options.State);
         return options;
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Parley.Identity;
 using Parley.Identity.Crypto;
+using static Parley.Storage.Sqlite.SqlCommands;
 
 namespace Parley.Storage.Sqlite.Identity;
 
@@ -50,11 +51,9 @@ public sealed class SqliteIdentityStore : IIdentityStore
         CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         """;
 
-    private readonly SqliteConnection _connection;
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private bool _disposed;
+    private readonly SerializedConnection _connection;
 
-    private SqliteIdentityStore(SqliteConnection connection, string hubId)
+    private SqliteIdentityStore(SerializedConnection connection, string hubId)
     {
         _connection = connection;
         HubId = hubId;
@@ -67,16 +66,9 @@ public sealed class SqliteIdentityStore : IIdentityStore
     {
         ArgumentNullException.ThrowIfNull(path);
         await Task.Yield();
-        var fresh = !File.Exists(path);
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, Mode = SqliteOpenMode.ReadWriteCreate }.ToString());
+        var connection = SerializedConnection.Open(path, synchronousFull: true);
         try
         {
-            connection.Open();
-            if (fresh && !OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-            Execute(connection, "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
             string hubId;
             using (var tx = connection.BeginTransaction(deferred: false))
             {
@@ -91,7 +83,7 @@ public sealed class SqliteIdentityStore : IIdentityStore
                 WriteMeta(connection, "schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
                 tx.Commit();
             }
-            return new SqliteIdentityStore(connection, hubId);
+            return new SqliteIdentityStore(new SerializedConnection(connection), hubId);
         }
         catch
         {
@@ -362,39 +354,11 @@ public sealed class SqliteIdentityStore : IIdentityStore
     public ValueTask AddSigningKeyAsync(SigningKeyRecord key, CancellationToken cancellationToken = default) =>
         RunVoidAsync(c => NonQuery(c, "INSERT INTO signing_keys (kid, secret, created_at) VALUES ($k, $s, $t)", ("$k", key.Kid), ("$s", key.Secret), ("$t", key.CreatedAtMs)), cancellationToken);
 
-    public async ValueTask DisposeAsync()
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (!_disposed)
-            {
-                _disposed = true;
-                await _connection.DisposeAsync();
-            }
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
+    public ValueTask DisposeAsync() => _connection.DisposeAsync();
 
     // ---- plumbing ----
 
-    // One operation at a time, on the thread pool: callers never wait on disk on their own thread.
-    private async ValueTask<T> RunAsync<T>(Func<SqliteConnection, T> work, CancellationToken cancellationToken)
-    {
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            return await Task.Run(() => work(_connection), cancellationToken);
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
+    private ValueTask<T> RunAsync<T>(Func<SqliteConnection, T> work, CancellationToken cancellationToken) => _connection.RunAsync(work, cancellationToken);
 
     private async ValueTask RunVoidAsync(Func<SqliteConnection, int> work, CancellationToken cancellationToken) =>
         await RunAsync(work, cancellationToken);
@@ -411,44 +375,6 @@ public sealed class SqliteIdentityStore : IIdentityStore
             r.IsDBNull(8) ? null : r.GetInt64(8), r.IsDBNull(9) ? null : r.GetInt64(9), NullableString(r, 10));
 
     private static string? NullableString(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
-
-    private static SqliteCommand Command(SqliteConnection c, string sql, params (string Name, object? Value)[] parameters)
-    {
-        var command = c.CreateCommand();
-        command.CommandText = sql;
-        foreach (var (name, value) in parameters)
-        {
-            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        }
-        return command;
-    }
-
-    private static int NonQuery(SqliteConnection c, string sql, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(c, sql, parameters);
-        return command.ExecuteNonQuery();
-    }
-
-    private static object? Scalar(SqliteConnection c, string sql, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(c, sql, parameters);
-        var value = command.ExecuteScalar();
-        return value is DBNull ? null : value;
-    }
-
-    private static List<T> Query<T>(SqliteConnection c, string sql, Func<SqliteDataReader, T> read, params (string Name, object? Value)[] parameters)
-    {
-        using var command = Command(c, sql, parameters);
-        using var reader = command.ExecuteReader();
-        var list = new List<T>();
-        while (reader.Read())
-        {
-            list.Add(read(reader));
-        }
-        return list;
-    }
-
-    private static void Execute(SqliteConnection c, string sql) => NonQuery(c, sql);
 
     private static string? ReadMeta(SqliteConnection c, string key) => Scalar(c, "SELECT value FROM meta WHERE key = $k", ("$k", key)) as string;
 
