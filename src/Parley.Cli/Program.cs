@@ -20,6 +20,7 @@ public static class Program
             ClientCommands.Send(),
             ClientCommands.History(),
             ClientCommands.Tail(),
+            StateCommands.Create(),
             AdminCommands.Channels(),
             AdminCommands.Keys(),
             AdminCommands.Invites(),
@@ -41,4 +42,5 @@ public static class ExitCodes
     public const int Authentication = 3;
     public const int NotFound = 4;
     public const int Timeout = 5;
+    public const int Conflict = 6;
 }

@@ -247,7 +247,7 @@ internal static class ClientCommands
         return ExitCodes.Ok;
     }
 
-    private static async Task<int> RunClientAsync(string verb, ParseResult parse, Common common, Func<ParleyClient, bool, Task<int>> run)
+    internal static async Task<int> RunClientAsync(string verb, ParseResult parse, Common common, Func<ParleyClient, bool, Task<int>> run)
     {
         try
         {
@@ -274,11 +274,11 @@ internal static class ClientCommands
         catch (Exception ex) when (ex is IdentityCommands.CliFailure or IOException or UnauthorizedAccessException)
         {
             await Console.Error.WriteLineAsync($"parley {verb}: {SecretRedactor.Redact(ex.Message)}");
-            return ExitCodes.Failure;
+            return ex is IdentityCommands.CliFailure failure ? failure.ExitCode : ExitCodes.Failure;
         }
     }
 
-    private static async Task JoinOrThrowAsync(ParleyClient client, string topic, long? since, JsonObject? joinParams, CancellationToken ct, bool untilJoined = false)
+    internal static async Task<PushReply> JoinOrThrowAsync(ParleyClient client, string topic, long? since, JsonObject? joinParams, CancellationToken ct, bool untilJoined = false)
     {
         PushReply joined;
         while (true)
@@ -297,13 +297,15 @@ internal static class ClientCommands
         }
         if (!joined.IsOk)
         {
-            throw new IdentityCommands.CliFailure($"cannot join {topic}: {joined.Reason}{(Detail(joined) is { Length: > 0 } d ? " (" + d + ")" : "")}");
+            throw new IdentityCommands.CliFailure($"cannot join {topic}: {joined.Reason}{(Detail(joined) is { Length: > 0 } d ? " (" + d + ")" : "")}",
+                joined.Reason is "forbidden" or "unauthorized" ? ExitCodes.Authentication : ExitCodes.Failure);
         }
+        return joined;
     }
 
     internal static string Topic(string channel) => channel.Contains(':', StringComparison.Ordinal) ? channel : "room:" + channel;
 
-    private static string Detail(PushReply reply) =>
+    internal static string Detail(PushReply reply) =>
         reply.Response.ValueKind == JsonValueKind.Object && reply.Response.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : "";
 
     private static List<string> ReadLines()

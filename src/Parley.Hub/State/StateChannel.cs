@@ -228,7 +228,7 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
     private async ValueTask ListAsync(HubConnection connection, PhoenixMessage message, CancellationToken cancellationToken)
     {
         string? prefix = null;
-        if (message.Payload.TryGetProperty("prefix"u8, out var p))
+        if (message.Payload.TryGetProperty("prefix"u8, out var p) && p.ValueKind != JsonValueKind.Null)
         {
             if (p.ValueKind != JsonValueKind.String)
             {
