@@ -181,43 +181,55 @@ internal static class ClientCommands
             {
                 joinParams = new JsonObject { ["since_ms"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)ParseAgo(ago).TotalMilliseconds };
             }
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            ConsoleCancelEventHandler onCancel = (_, e) =>
-            {
-                e.Cancel = true;
-                stop.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
-            try
-            {
-                await JoinOrThrowAsync(client, topic, parse.GetValue(sinceOffset), joinParams, stop.Token, untilJoined: true);
-                await Console.Error.WriteLineAsync($"parley tail: following {topic} (Ctrl-C to stop)");
-                var events = ReportEventsAsync(client, stop);
-                try
-                {
-                    await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
-                    {
-                        if (message.Topic == topic && message.Event == "msg")
-                        {
-                            Console.WriteLine(json ? MessageLine(topic, message.Payload).ToJsonString() : HumanLine(message.Payload));
-                        }
-                    }
-                }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
-                {
-                }
-                return await events;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            return await FollowAsync(client, "tail", topic, parse.GetValue(sinceOffset), joinParams, "msg", _ => { },
+                payload => Console.WriteLine(json ? MessageLine(topic, payload).ToJsonString() : HumanLine(payload)), onRejoined: null, ct);
         }));
         return command;
     }
 
+    /// <summary>
+    /// Follows one topic until Ctrl-C: joins (trying again while the hub is away), hands the join reply to
+    /// <paramref name="onJoined"/>, then every <paramref name="event"/> message to <paramref name="print"/>.
+    /// Status lines go to stderr; <paramref name="onRejoined"/> replaces the default rejoin line. Returns the exit code.
+    /// </summary>
+    internal static async Task<int> FollowAsync(ParleyClient client, string verb, string topic, long? since, JsonObject? joinParams, string @event,
+        Action<PushReply> onJoined, Action<JsonElement> print, Func<Rejoined, CancellationToken, Task>? onRejoined, CancellationToken ct)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            onJoined(await JoinOrThrowAsync(client, topic, since, joinParams, stop.Token, untilJoined: true));
+            await Console.Error.WriteLineAsync($"parley {verb}: following {topic} (Ctrl-C to stop)");
+            var events = ReportEventsAsync(client, stop, onRejoined);
+            try
+            {
+                await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
+                {
+                    if (message.Topic == topic && message.Event == @event)
+                    {
+                        print(message.Payload);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+            return await events;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
     // Status lines for a long-running verb; returns the exit code (auth failure ends the stream).
-    private static async Task<int> ReportEventsAsync(ParleyClient client, CancellationTokenSource stop)
+    private static async Task<int> ReportEventsAsync(ParleyClient client, CancellationTokenSource stop, Func<Rejoined, CancellationToken, Task>? onRejoined)
     {
         try
         {
@@ -227,6 +239,9 @@ internal static class ClientCommands
                 {
                     case Reconnecting r:
                         await Console.Error.WriteLineAsync($"parley: connection lost ({r.Reason}); reconnecting (attempt {r.Attempt}) at {r.NextAttemptAt:HH:mm:ss}");
+                        break;
+                    case Rejoined j when onRejoined is not null:
+                        await onRejoined(j, stop.Token);
                         break;
                     case Rejoined { Recovered: false } j:
                         await Console.Error.WriteLineAsync($"parley: rejoined {j.Topic} but the hub could not replay everything missed (recovered: false)");

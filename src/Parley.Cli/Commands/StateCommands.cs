@@ -11,6 +11,8 @@ namespace Parley.Cli.Commands;
 /// </summary>
 internal static class StateCommands
 {
+    private const string StateChangeEvent = "state_change";
+
     public static Command Create()
     {
         var state = new Command("state", "Shared key-value state by namespace: get, set (with compare-and-set), list, del, watch.");
@@ -154,73 +156,22 @@ internal static class StateCommands
         command.SetAction((parse, ct) => ClientCommands.RunClientAsync("state watch", parse, common, async (client, json) =>
         {
             var topic = Topic(parse.GetValue(ns)!);
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            ConsoleCancelEventHandler onCancel = (_, e) =>
-            {
-                e.Cancel = true;
-                stop.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
-            try
-            {
-                var joined = await ClientCommands.JoinOrThrowAsync(client, topic, since: null, null, stop.Token, untilJoined: true);
-                PrintSnapshot(joined.Response, json);
-                await Console.Error.WriteLineAsync($"parley state watch: following {topic} (Ctrl-C to stop)");
-                var resync = ResyncOnRejoinAsync(client, topic, json, stop);
-                try
-                {
-                    await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
-                    {
-                        if (message.Topic == topic && message.Event == "state_change")
-                        {
-                            PrintChange(message.Payload, json);
-                        }
-                    }
-                }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
-                {
-                }
-                return await resync;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            return await ClientCommands.FollowAsync(client, "state watch", topic, since: null, null, StateChangeEvent,
+                joined => PrintSnapshot(joined.Response, json), change => PrintChange(change, json),
+                (rejoined, stop) => ResyncAsync(client, rejoined, json, stop), ct);
         }));
         return command;
     }
 
     // A rejoin gets no replay of state changes: print the namespace again so the watcher's view is whole.
-    private static async Task<int> ResyncOnRejoinAsync(ParleyClient client, string topic, bool json, CancellationTokenSource stop)
+    private static async Task ResyncAsync(ParleyClient client, Rejoined rejoined, bool json, CancellationToken ct)
     {
-        try
+        var listed = await client.PushAsync(rejoined.Topic, "list", new { }, ct);
+        if (listed.IsOk)
         {
-            await foreach (var e in client.Events.ReadAllAsync(stop.Token))
-            {
-                switch (e)
-                {
-                    case Reconnecting r:
-                        await Console.Error.WriteLineAsync($"parley: connection lost ({r.Reason}); reconnecting (attempt {r.Attempt}) at {r.NextAttemptAt:HH:mm:ss}");
-                        break;
-                    case Rejoined j when j.Topic == topic:
-                        var listed = await client.PushAsync(topic, "list", new { }, stop.Token);
-                        if (listed.IsOk)
-                        {
-                            await Console.Error.WriteLineAsync($"parley: rejoined {topic}; the namespace as of revision {listed.Response.GetProperty("revision").GetInt64()}:");
-                            PrintSnapshot(listed.Response, json);
-                        }
-                        break;
-                    case AuthFailed a:
-                        await Console.Error.WriteLineAsync($"parley: {a.Reason}");
-                        await stop.CancelAsync();
-                        return ExitCodes.Authentication;
-                }
-            }
+            await Console.Error.WriteLineAsync($"parley: rejoined {rejoined.Topic}; the namespace as of revision {listed.Response.GetProperty("revision").GetInt64()}:");
+            PrintSnapshot(listed.Response, json);
         }
-        catch (OperationCanceledException)
-        {
-        }
-        return ExitCodes.Ok;
     }
 
     private static void PrintSnapshot(JsonElement snapshot, bool json)
