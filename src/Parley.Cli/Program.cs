@@ -21,6 +21,7 @@ public static class Program
             ClientCommands.History(),
             ClientCommands.Tail(),
             StateCommands.Create(),
+            TaskCommands.Create(),
             AdminCommands.Channels(),
             AdminCommands.Keys(),
             AdminCommands.Invites(),

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Parley.Hub.Rooms;
 using Parley.Hub.State;
+using Parley.Hub.Tasks;
 
 namespace Parley.Identity;
 
@@ -75,11 +76,14 @@ public sealed partial class IdentityService
     /// <summary>
     /// May <paramref name="name"/> (a user, or a <c>key:</c> principal) with <paramref name="role"/> join
     /// <paramref name="topic"/>? Unregistered topics are public; a private channel admits its members
-    /// and hub admins; a deleted one nobody. Answered from memory.
+    /// and hub admins; a deleted one nobody. A task board <c>tasks:NAME</c> that is not registered itself
+    /// follows <c>room:NAME</c>. Answered from memory.
     /// </summary>
     public ChannelAccess JoinDecision(string name, HubRole role, string topic)
     {
-        if (!_channels.TryGetValue(topic, out var channel))
+        // A channel's task board (tasks:ops beside room:ops) follows the channel unless registered itself.
+        if (!_channels.TryGetValue(topic, out var channel)
+            && !(topic.StartsWith("tasks:", StringComparison.Ordinal) && _channels.TryGetValue("room:" + topic["tasks:".Length..], out channel)))
         {
             return ChannelAccess.Allowed;
         }
@@ -115,9 +119,9 @@ public sealed partial class IdentityService
 
     private static void RequireValidTopic(string topic)
     {
-        if (!RoomChannel.IsValidTopic(topic) && !StateChannel.IsValidTopic(topic))
+        if (!RoomChannel.IsValidTopic(topic) && !StateChannel.IsValidTopic(topic) && !TaskBoardChannel.IsValidTopic(topic))
         {
-            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room or a state namespace: room:<name> or state:<name>, 1-100 characters of A-Z a-z 0-9 . _ -");
+            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room, a state namespace or a task board: room:<name>, state:<name> or tasks:<name>, 1-100 characters of A-Z a-z 0-9 . _ -");
         }
     }
 

@@ -50,15 +50,20 @@ public static class LiveAccess
                 }
                 return closed + updated;
             case CredentialChangeKind.ChannelAccessChanged when change.Topic is { } topic && identity is not null:
-                // Subscribers who may no longer be there get phx_close, like a server-side leave.
+                // Subscribers who may no longer be there get phx_close, like a server-side leave; a room's
+                // task board follows the room (see IdentityService.JoinDecision).
                 var removed = 0;
+                string[] topics = topic.StartsWith("room:", StringComparison.Ordinal) ? [topic, "tasks:" + topic["room:".Length..]] : [topic];
                 foreach (var connection in hub.Connections)
                 {
                     var principal = connection.Principal;
-                    if (identity.JoinDecision(principal.Name, IdentityAuthenticator.RoleOf(principal), topic) == ChannelAccess.Forbidden
-                        && connection.RemoveSubscription(topic, sendClose: true))
+                    foreach (var affected in topics)
                     {
-                        removed++;
+                        if (identity.JoinDecision(principal.Name, IdentityAuthenticator.RoleOf(principal), affected) == ChannelAccess.Forbidden
+                            && connection.RemoveSubscription(affected, sendClose: true))
+                        {
+                            removed++;
+                        }
                     }
                 }
                 return removed;

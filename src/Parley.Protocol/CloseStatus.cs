@@ -112,6 +112,9 @@ public static class ErrorReasons
     /// <summary>The thing asked for (a state key) does not exist.</summary>
     public const string NotFound = "not_found";
 
+    /// <summary>A task claim lost: someone else holds the task (or it is done).</summary>
+    public const string AlreadyClaimed = "already_claimed";
+
     /// <summary>A state namespace is at its key or byte budget: nothing changed.</summary>
     public const string StateFull = "state_full";
 }

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Auth;
 using Parley.Hub.State;
+using Parley.Hub.Tasks;
 using Parley.Identity;
 using Parley.Server.Identity;
 using Parley.Storage.Sqlite.Identity;
@@ -134,6 +135,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             LiveAccess.Follow(identity, hub);
             IdentityLobbyCommands.Register(hub.Lobby, identity, hub);
             hub.Router.Add(new StateChannel(hub, stateStore, options.State));
+            hub.Router.Add(new TaskBoardChannel(hub, stateStore, options.State));
             identity.MoveTopicHistory = hub.History.RenameTopicAsync;
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub);

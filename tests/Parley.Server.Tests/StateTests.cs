@@ -7,46 +7,10 @@ using Parley.Server.Tests.Infrastructure;
 namespace Parley.Server.Tests;
 
 /// <summary>Shared state (<c>state:</c> topics) on a real hub with identity on: snapshots, changes, compare-and-set, limits, permissions.</summary>
-public sealed class StateTests : IAsyncLifetime
+public sealed class StateTests : AuthenticatedHubTest
 {
-    private TestHub _hub = null!;
-    private IdentityClient _id = null!;
-    private readonly List<ParleyClient> _clients = [];
-
-    public async Task InitializeAsync()
-    {
-        // Frames bigger than a 64 KiB value, so the value limit itself is what refuses one.
-        _hub = await TestHub.StartAsync(configure: o => o.MaxFrameBytes = 256 * 1024, configureServer: o => o.InsecureNoAuth = false);
-        _id = await IdentityClient.ForAsync(_hub);
-        await _id.RegisterAsync("owner1");
-    }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var client in _clients)
-        {
-            await client.DisposeAsync();
-        }
-        _id.Dispose();
-        await _hub.DisposeAsync();
-    }
-
-    private async Task<ParleyClient> ConnectAsync(string credential)
-    {
-        var client = new ParleyClient(new ParleyClientOptions
-        {
-            Server = _hub.BaseUrl,
-            Credentials = (_, _) => ValueTask.FromResult<string?>(credential),
-            MessageBuffer = 10_000,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            ReplyTimeout = TimeSpan.FromSeconds(10),
-        });
-        _clients.Add(client);
-        await client.StartAsync();
-        return client;
-    }
-
-    private async Task<string> TokenAsync(string name, string role = "member") => (await _id.LoginAsync(await _id.RegisterAsync(name, role))).AccessToken;
+    // Frames bigger than a 64 KiB value, so the value limit itself is what refuses one.
+    protected override void Configure(Parley.Hub.HubOptions options) => options.MaxFrameBytes = 256 * 1024;
 
     [Fact]
     public async Task A_snapshot_and_the_changes_after_it_neither_miss_nor_repeat_a_write_under_concurrent_writers()
@@ -55,7 +19,7 @@ public sealed class StateTests : IAsyncLifetime
         var clients = new List<ParleyClient>();
         for (var i = 0; i < writers; i++)
         {
-            var writer = await ConnectAsync(_id.OwnerKey);
+            var writer = await ConnectAsync(Id.OwnerKey);
             Assert.True((await writer.JoinAsync("state:board")).IsOk);
             clients.Add(writer);
         }
@@ -70,7 +34,7 @@ public sealed class StateTests : IAsyncLifetime
 
         // Join while the writers are busy: the snapshot is at some revision R in the middle.
         await Task.Delay(150);
-        var watcher = await ConnectAsync(_id.OwnerKey);
+        var watcher = await ConnectAsync(Id.OwnerKey);
         var joined = await watcher.JoinAsync("state:board");
         Assert.True(joined.IsOk);
         var revision = joined.Response.GetProperty("revision").GetInt64();
@@ -105,7 +69,7 @@ public sealed class StateTests : IAsyncLifetime
     [Fact]
     public async Task Compare_and_set_rejects_a_stale_version_and_bad_input_gets_a_reason()
     {
-        var client = await ConnectAsync(_id.OwnerKey);
+        var client = await ConnectAsync(Id.OwnerKey);
         Assert.True((await client.JoinAsync("state:cas")).IsOk);
 
         var created = await client.PushAsync("state:cas", "set", new { key = "leader", value = "alice", expected_version = 0 });
@@ -118,7 +82,7 @@ public sealed class StateTests : IAsyncLifetime
         Assert.Contains("version 2", stale.Response.GetProperty("detail").GetString(), StringComparison.Ordinal);
         var got = await client.PushAsync("state:cas", "get", new { key = "leader" });
         Assert.Equal("carol", got.Response.GetProperty("value").GetString());
-        var owner = (await _id.CallAsync(HttpMethod.Get, "/api/whoami", bearer: _id.OwnerKey))["name"]!.GetValue<string>();
+        var owner = (await Id.CallAsync(HttpMethod.Get, "/api/whoami", bearer: Id.OwnerKey))["name"]!.GetValue<string>();
         Assert.Equal(owner, got.Response.GetProperty("author").GetString());
         Assert.Equal(2, got.Response.GetProperty("version").GetInt64());
 
@@ -143,7 +107,7 @@ public sealed class StateTests : IAsyncLifetime
     public async Task Guests_only_read_and_non_members_cannot_watch_a_private_namespace()
     {
         var mia = await TokenAsync("mia");
-        await _id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "state:secret", @private = true }, bearer: mia, expect: HttpStatusCode.Created);
+        await Id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "state:secret", @private = true }, bearer: mia, expect: HttpStatusCode.Created);
         var miaClient = await ConnectAsync(mia);
         Assert.True((await miaClient.JoinAsync("state:secret")).IsOk);
         Assert.True((await miaClient.PushAsync("state:secret", "set", new { key = "plan", value = "ship" })).IsOk);
@@ -158,26 +122,25 @@ public sealed class StateTests : IAsyncLifetime
         Assert.Equal("forbidden", (await gina.PushAsync("state:open", "delete", new { key = "k" })).Reason);
         Assert.Equal("not_found", (await gina.PushAsync("state:open", "get", new { key = "k" })).Reason); // reading is allowed
 
-        await _id.CallAsync(HttpMethod.Post, "/api/channels/state:secret/members", new { user = "bob" }, bearer: mia);
+        await Id.CallAsync(HttpMethod.Post, "/api/channels/state:secret/members", new { user = "bob" }, bearer: mia);
         var bobJoin = await bob.JoinAsync("state:secret");
         Assert.True(bobJoin.IsOk);
         Assert.Equal("ship", bobJoin.Response.GetProperty("entries")[0].GetProperty("value").GetString());
-        await _id.CallAsync(HttpMethod.Post, "/api/channels/state:secret/rename", new { topic = "state:other" }, bearer: mia, expect: HttpStatusCode.BadRequest);
+        await Id.CallAsync(HttpMethod.Post, "/api/channels/state:secret/rename", new { topic = "state:other" }, bearer: mia, expect: HttpStatusCode.BadRequest);
     }
 
     [Fact]
     public async Task State_survives_a_hub_restart()
     {
-        var dataDir = _hub.DataDir;
-        var client = await ConnectAsync(_id.OwnerKey);
+        var dataDir = Hub.DataDir;
+        var client = await ConnectAsync(Id.OwnerKey);
         Assert.True((await client.JoinAsync("state:durable")).IsOk);
         Assert.True((await client.PushAsync("state:durable", "set", new { key = "build", value = new { green = true } })).IsOk);
-        await client.DisposeAsync();
-        _clients.Remove(client);
+        await DropAsync(client);
 
-        await _hub.Host.DisposeAsync(); // the data directory stays
-        _hub = await TestHub.StartAsync(dataDir: dataDir, configureServer: o => o.InsecureNoAuth = false);
-        var again = await ConnectAsync(_id.OwnerKey);
+        await Hub.Host.DisposeAsync(); // the data directory stays
+        Hub = await TestHub.StartAsync(dataDir: dataDir, configureServer: o => o.InsecureNoAuth = false);
+        var again = await ConnectAsync(Id.OwnerKey);
         var joined = await again.JoinAsync("state:durable");
         Assert.Equal(1, joined.Response.GetProperty("revision").GetInt64());
         var entry = joined.Response.GetProperty("entries")[0];

@@ -318,6 +318,32 @@ internal static class ClientCommands
         return joined;
     }
 
+    /// <summary>Joins <paramref name="topic"/>, pushes one event and returns its ok response; a refusal becomes a <see cref="IdentityCommands.CliFailure"/> with its exit code.</summary>
+    internal static async Task<JsonElement> RequestAsync(ParleyClient client, string topic, string @event, object payload, CancellationToken ct)
+    {
+        await JoinOrThrowAsync(client, topic, since: null, null, ct);
+        var reply = await client.PushAsync(topic, @event, payload, ct);
+        if (reply.IsOk)
+        {
+            return reply.Response;
+        }
+        throw new IdentityCommands.CliFailure($"{reply.Reason}: {Detail(reply)}", reply.Reason switch
+        {
+            "version_conflict" or "already_claimed" => ExitCodes.Conflict,
+            "not_found" => ExitCodes.NotFound,
+            "forbidden" => ExitCodes.Authentication,
+            _ => ExitCodes.Failure,
+        });
+    }
+
+    /// <summary>Prints a JSON object as one line with <c>"type": type</c> added (for --json streams that mix kinds).</summary>
+    internal static void PrintTypedLine(JsonElement payload, string type)
+    {
+        var line = JsonNode.Parse(payload.GetRawText())!.AsObject();
+        line["type"] = type;
+        Console.WriteLine(line.ToJsonString());
+    }
+
     internal static string Topic(string channel) => channel.Contains(':', StringComparison.Ordinal) ? channel : "room:" + channel;
 
     internal static string Detail(PushReply reply) =>

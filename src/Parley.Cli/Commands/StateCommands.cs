@@ -33,25 +33,6 @@ internal static class StateCommands
 
     private static string Topic(string ns) => ns.StartsWith("state:", StringComparison.Ordinal) ? ns : "state:" + ns;
 
-    // Join, push one event, return its ok response; refusals become exit codes.
-    private static async Task<JsonElement> RequestAsync(ParleyClient client, string topic, string @event, object payload, CancellationToken ct)
-    {
-        await ClientCommands.JoinOrThrowAsync(client, topic, since: null, null, ct);
-        var reply = await client.PushAsync(topic, @event, payload, ct);
-        if (reply.IsOk)
-        {
-            return reply.Response;
-        }
-        var message = $"{reply.Reason}: {ClientCommands.Detail(reply)}";
-        throw new IdentityCommands.CliFailure(message, reply.Reason switch
-        {
-            "version_conflict" => ExitCodes.Conflict,
-            "not_found" => ExitCodes.NotFound,
-            "forbidden" => ExitCodes.Authentication,
-            _ => ExitCodes.Failure,
-        });
-    }
-
     private static Command Get()
     {
         var command = new Command("get", "Print a key's value (JSON); --json prints the whole entry (version, author, updated_at).");
@@ -62,7 +43,7 @@ internal static class StateCommands
         var common = ClientCommands.CommonOptions(command);
         command.SetAction((parse, ct) => ClientCommands.RunClientAsync("state get", parse, common, async (client, json) =>
         {
-            var entry = await RequestAsync(client, Topic(parse.GetValue(ns)!), "get", new { key = parse.GetValue(key) }, ct);
+            var entry = await ClientCommands.RequestAsync(client, Topic(parse.GetValue(ns)!), "get", new { key = parse.GetValue(key) }, ct);
             Console.WriteLine(json ? entry.GetRawText() : entry.GetProperty("value").GetRawText());
             return ExitCodes.Ok;
         }));
@@ -89,7 +70,7 @@ internal static class StateCommands
                 text = Console.In.ReadToEnd().TrimEnd('\n');
             }
             var topic = Topic(parse.GetValue(ns)!);
-            var written = await RequestAsync(client, topic, "set", new { key = parse.GetValue(key), value = ParseValue(text), expected_version = parse.GetValue(expect) }, ct);
+            var written = await ClientCommands.RequestAsync(client, topic, "set", new { key = parse.GetValue(key), value = ParseValue(text), expected_version = parse.GetValue(expect) }, ct);
             Console.WriteLine(json ? written.GetRawText()
                 : $"{topic} {written.GetProperty("key").GetString()} is at version {written.GetProperty("version").GetInt64()} (revision {written.GetProperty("revision").GetInt64()})");
             return ExitCodes.Ok;
@@ -107,7 +88,7 @@ internal static class StateCommands
         var common = ClientCommands.CommonOptions(command);
         command.SetAction((parse, ct) => ClientCommands.RunClientAsync("state list", parse, common, async (client, json) =>
         {
-            var listed = await RequestAsync(client, Topic(parse.GetValue(ns)!), "list", new { prefix = parse.GetValue(prefix) }, ct);
+            var listed = await ClientCommands.RequestAsync(client, Topic(parse.GetValue(ns)!), "list", new { prefix = parse.GetValue(prefix) }, ct);
             if (json)
             {
                 Console.WriteLine(listed.GetRawText());
@@ -140,7 +121,7 @@ internal static class StateCommands
         command.SetAction((parse, ct) => ClientCommands.RunClientAsync("state del", parse, common, async (client, json) =>
         {
             var topic = Topic(parse.GetValue(ns)!);
-            var deleted = await RequestAsync(client, topic, "delete", new { key = parse.GetValue(key), expected_version = parse.GetValue(expect) }, ct);
+            var deleted = await ClientCommands.RequestAsync(client, topic, "delete", new { key = parse.GetValue(key), expected_version = parse.GetValue(expect) }, ct);
             Console.WriteLine(json ? deleted.GetRawText() : $"deleted {topic} {deleted.GetProperty("key").GetString()} (revision {deleted.GetProperty("revision").GetInt64()})");
             return ExitCodes.Ok;
         }));
@@ -178,9 +159,7 @@ internal static class StateCommands
     {
         if (json)
         {
-            var line = JsonNode.Parse(snapshot.GetRawText())!.AsObject();
-            line["type"] = "snapshot";
-            Console.WriteLine(line.ToJsonString());
+            ClientCommands.PrintTypedLine(snapshot, "snapshot");
             return;
         }
         foreach (var entry in snapshot.GetProperty("entries").EnumerateArray())
@@ -193,9 +172,7 @@ internal static class StateCommands
     {
         if (json)
         {
-            var line = JsonNode.Parse(change.GetRawText())!.AsObject();
-            line["type"] = "change";
-            Console.WriteLine(line.ToJsonString());
+            ClientCommands.PrintTypedLine(change, "change");
         }
         else if (change.GetProperty("op").GetString() == "delete")
         {

@@ -11,6 +11,9 @@ public sealed record ConnectionPrincipal(string Name, bool IsAuthenticated, IRea
     /// <summary>An anonymous principal named after the connection.</summary>
     public static ConnectionPrincipal Anonymous(string connectionId) => new($"anon-{connectionId}", false, []);
 
+    /// <summary>True for hub admins and owners (who may override others' claims and the like).</summary>
+    public bool IsAdmin => Roles.Contains("admin") || Roles.Contains("owner");
+
     /// <summary>False for read-only principals (guests, read-scoped keys): their pushes are refused with <c>forbidden</c>.</summary>
     public bool CanWrite { get; init; } = true;
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using Parley.Hub.Channels;
@@ -28,8 +27,7 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
 
     private const string Prefix = "state:";
 
-    // One gate per namespace: a write and its broadcast, or a join's snapshot and subscription, hold it.
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+    private readonly NamespaceGates _gates = new();
 
     /// <inheritdoc />
     public string TopicPrefix => Prefix;
@@ -57,8 +55,6 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
         return true;
     }
 
-    private SemaphoreSlim Gate(string topic) => _gates.GetOrAdd(topic, static _ => new SemaphoreSlim(1, 1));
-
     /// <inheritdoc />
     public async ValueTask<Subscriber?> JoinAsync(ChannelRequest request, CancellationToken cancellationToken)
     {
@@ -68,40 +64,8 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
             connection.ReplyError(message, ErrorReasons.InvalidTopic, "state namespaces are state: plus 1-100 characters of A-Z a-z 0-9 . _ -");
             return null;
         }
-        var gate = Gate(message.Topic);
-        await gate.WaitAsync(cancellationToken);
-        try
-        {
-            // No write can broadcast while the gate is held, so nothing is buffered between subscribing
-            // and the snapshot: the snapshot is exactly what precedes the next state_change.
-            var snapshot = await store.LoadAsync(Namespace(message.Topic), cancellationToken);
-            Topic topic;
-            Subscriber? subscriber;
-            do
-            {
-                topic = hub.Topics.GetOrAdd(message.Topic);
-                subscriber = topic.BeginSubscribe(connection, message.JoinRef ?? message.Ref ?? "", storeHead: 0, out _);
-            }
-            while (subscriber is null);
-            connection.ReplyOk(message, snapshot, static (w, s) =>
-            {
-                w.WriteStartObject();
-                w.WriteNumber("revision"u8, s.Revision);
-                w.WriteStartArray("entries"u8);
-                foreach (var entry in s.Entries)
-                {
-                    WriteEntry(w, entry);
-                }
-                w.WriteEndArray();
-                w.WriteEndObject();
-            });
-            topic.CompleteSubscribe(subscriber);
-            return subscriber;
-        }
-        finally
-        {
-            gate.Release();
-        }
+        return await _gates.JoinWithSnapshotAsync(hub, connection, message, ct => store.LoadAsync(Namespace(message.Topic), ct),
+            static (w, s) => NamespaceGates.WriteSnapshot(w, s.Revision, "entries"u8, s.Entries, WriteEntry), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -162,7 +126,7 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
     // The write, its reply and its broadcast under the namespace's gate: broadcasts leave in revision order.
     private async ValueTask WriteAsync(HubConnection connection, PhoenixMessage message, string op, Func<CancellationToken, ValueTask<StateWriteResult>> write, CancellationToken cancellationToken)
     {
-        var gate = Gate(message.Topic);
+        var gate = _gates.For(message.Topic);
         await gate.WaitAsync(cancellationToken);
         try
         {
@@ -179,16 +143,13 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
                         w.WriteNumber("revision"u8, e.Revision);
                         w.WriteEndObject();
                     });
-                    if (hub.Topics.TryGet(message.Topic, out var topic))
+                    NamespaceGates.Broadcast(hub, message.Topic, ChangeEvent, (op, entry), static (w, s) =>
                     {
-                        topic!.Broadcast(WireFrames.Text(null, null, message.Topic, ChangeEvent, (op, entry), static (w, s) =>
-                        {
-                            w.WriteStartObject();
-                            w.WriteString("op"u8, s.op);
-                            WriteEntryFields(w, s.entry, withValue: s.op == "set");
-                            w.WriteEndObject();
-                        }));
-                    }
+                        w.WriteStartObject();
+                        w.WriteString("op"u8, s.op);
+                        WriteEntryFields(w, s.entry, withValue: s.op == "set");
+                        w.WriteEndObject();
+                    });
                     break;
                 case StateWriteOutcome.Conflict:
                     connection.ReplyError(message, ErrorReasons.VersionConflict, result.CurrentVersion == 0
@@ -238,21 +199,8 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
             prefix = p.GetString();
         }
         var snapshot = await store.LoadAsync(Namespace(message.Topic), cancellationToken);
-        connection.ReplyOk(message, (snapshot, prefix), static (w, s) =>
-        {
-            w.WriteStartObject();
-            w.WriteNumber("revision"u8, s.snapshot.Revision);
-            w.WriteStartArray("entries"u8);
-            foreach (var entry in s.snapshot.Entries)
-            {
-                if (s.prefix is null || entry.Key.StartsWith(s.prefix, StringComparison.Ordinal))
-                {
-                    WriteEntry(w, entry);
-                }
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-        });
+        connection.ReplyOk(message, (snapshot, prefix), static (w, s) => NamespaceGates.WriteSnapshot(w, s.snapshot.Revision, "entries"u8,
+            s.snapshot.Entries.Where(e => s.prefix is null || e.Key.StartsWith(s.prefix, StringComparison.Ordinal)), WriteEntry));
     }
 
     private static bool CanWrite(HubConnection connection, PhoenixMessage message)
