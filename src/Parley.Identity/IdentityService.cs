@@ -261,6 +261,10 @@ public sealed partial class IdentityService
         return IssueAccess(user, next, nextExpires);
     }
 
+    /// <summary>True when <paramref name="name"/> is a registered user who is not banned (direct messages reach only them).</summary>
+    public async Task<bool> IsActiveUserAsync(string name, CancellationToken cancellationToken = default) =>
+        Names.IsValid(name) && await _store.GetUserAsync(name, cancellationToken) is { IsBanned: false };
+
     /// <summary>
     /// Ends a login: the refresh token's whole family is revoked, so neither it nor any token rotated from
     /// it works again. Access tokens already issued stay valid until they expire (at most the access token

@@ -9,11 +9,13 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Auth;
+using Parley.Hub.Inbox;
 using Parley.Hub.State;
 using Parley.Hub.Tasks;
 using Parley.Identity;
 using Parley.Server.Identity;
 using Parley.Storage.Sqlite.Identity;
+using Parley.Storage.Sqlite.Inbox;
 using Parley.Storage.Sqlite.State;
 using Parley.Server.Logging;
 using Parley.Server.Observability;
@@ -32,14 +34,16 @@ public sealed class ParleyServerHost : IAsyncDisposable
     private readonly SqliteHistoryStore _store;
     private readonly SqliteIdentityStore _identityStore;
     private readonly SqliteStateStore _stateStore;
+    private readonly SqliteInboxStore _inboxStore;
     private int _stopped;
 
-    private ParleyServerHost(WebApplication app, SqliteHistoryStore store, SqliteIdentityStore identityStore, SqliteStateStore stateStore, IdentityService identity, ParleyHub hub, ServerOptions options, string databasePath, IReadOnlyList<Uri> urls)
+    private ParleyServerHost(WebApplication app, SqliteHistoryStore store, SqliteIdentityStore identityStore, SqliteStateStore stateStore, SqliteInboxStore inboxStore, IdentityService identity, ParleyHub hub, ServerOptions options, string databasePath, IReadOnlyList<Uri> urls)
     {
         _app = app;
         _store = store;
         _identityStore = identityStore;
         _stateStore = stateStore;
+        _inboxStore = inboxStore;
         Identity = identity;
         Hub = hub;
         Options = options;
@@ -107,6 +111,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         var databasePath = Path.Combine(dataDir, "parley.db");
         var identityStore = await SqliteIdentityStore.OpenAsync(Path.Combine(dataDir, "identity.db"), cancellationToken);
         var stateStore = await SqliteStateStore.OpenAsync(Path.Combine(dataDir, "state.db"), options.DurableCommits, cancellationToken);
+        var inboxStore = await SqliteInboxStore.OpenAsync(Path.Combine(dataDir, "inbox.db"), options.DurableCommits, cancellationToken);
         SqliteHistoryStore? store = null;
         WebApplication app;
         ParleyHub hub;
@@ -136,6 +141,9 @@ public sealed class ParleyServerHost : IAsyncDisposable
             IdentityLobbyCommands.Register(hub.Lobby, identity, hub);
             hub.Router.Add(new StateChannel(hub, stateStore, options.State));
             hub.Router.Add(new TaskBoardChannel(hub, stateStore, options.State));
+            var inbox = new InboxChannel(hub, inboxStore, new IdentityRecipientDirectory(identity));
+            hub.Router.Add(inbox);
+            inbox.RegisterLobbyCommands(hub.Lobby);
             identity.MoveTopicHistory = hub.History.RenameTopicAsync;
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub);
@@ -149,6 +157,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             }
             await identityStore.DisposeAsync();
             await stateStore.DisposeAsync();
+            await inboxStore.DisposeAsync();
             throw;
         }
 
@@ -156,7 +165,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             .Select(a => new Uri(a.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)))
             .ToList();
         ServerLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server"), string.Join(", ", addresses), dataDir);
-        return new ParleyServerHost(app, store, identityStore, stateStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile };
+        return new ParleyServerHost(app, store, identityStore, stateStore, inboxStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile };
     }
 
     // A fresh hub (no users, no keys) gets an owner API key in <data dir>/initial-owner-key, mode 0600,
@@ -240,6 +249,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         await _store.DisposeAsync();
         await _identityStore.DisposeAsync();
         await _stateStore.DisposeAsync();
+        await _inboxStore.DisposeAsync();
     }
 
     private static void CreatePrivateDirectory(string path)
