@@ -105,4 +105,10 @@ public static class ErrorReasons
 
     /// <summary>Binary payloads are not accepted on this topic.</summary>
     public const string BinaryNotSupported = "binary_not_supported";
+
+    /// <summary>A presence <c>status</c> that is not <c>idle</c>, <c>working</c>, <c>dnd</c> or <c>away</c>; the reply carries <c>detail</c>.</summary>
+    public const string InvalidStatus = "invalid_status";
+
+    /// <summary>A presence <c>client</c> kind that is not <c>cli</c>, <c>agent</c>, <c>web</c>, <c>tui</c> or <c>service</c>; the reply carries <c>detail</c>.</summary>
+    public const string InvalidClient = "invalid_client";
 }
