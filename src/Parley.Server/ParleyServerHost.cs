@@ -130,7 +130,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             IdentityLobbyCommands.Register(hub.Lobby, identity, hub);
             identity.MoveTopicHistory = hub.History.RenameTopicAsync;
             MapEndpoints(app, hub);
-            IdentityEndpoints.Map(app, identity, hub);
+            IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
             await app.StartAsync(cancellationToken);
         }
         catch
