@@ -289,11 +289,12 @@ public sealed class HubConnection
         _hub.Detach(this);
     }
 
-    // Every way a subscription ends comes through here: presence leaves once, then the topic forgets it.
+    // Every way a subscription ends comes through here. The topic forgets the subscriber first, so its
+    // own presence leave goes only to the others; the untrack happens exactly once.
     private void Detach(IChannelHandler handler, Subscriber subscriber)
     {
-        _hub.Presence.Untrack(subscriber);
         subscriber.Topic.Unsubscribe(subscriber);
+        _hub.Presence.Untrack(subscriber);
         handler.OnLeft(subscriber);
     }
 
