@@ -18,6 +18,7 @@ public static class Program
             ClientCommands.Send(),
             ClientCommands.History(),
             ClientCommands.Tail(),
+            PeersCommand.Create(),
             AdminCommands.Channels(),
             AdminCommands.Keys(),
             AdminCommands.Invites(),
