@@ -191,8 +191,11 @@ public sealed class Topic
         }
     }
 
-    /// <summary>Sends a frame that is not part of the durable history (e.g. presence) to every live subscriber.</summary>
-    public void Broadcast(byte[] frame)
+    /// <summary>
+    /// Sends a frame that is not part of the durable history (e.g. a presence diff) to every live
+    /// subscriber. Not counted as a delivered message. Returns how many subscribers took it.
+    /// </summary>
+    public int Broadcast(byte[] frame)
     {
         var delivered = 0;
         lock (_lock)
@@ -206,7 +209,7 @@ public sealed class Topic
                 }
             }
         }
-        _metrics.Delivered(delivered);
+        return delivered;
     }
 }
 
