@@ -153,5 +153,10 @@ test("presence: a client killed without a close frame disappears (socket destroy
   await waitUntil(() => !(silent.name in listed(pw.presence)), { timeoutMs: 8000, what: "the silent client to leave presence" });
   assert.ok(Date.now() - started >= 900, "not before the idle timeout");
   assert.deepEqual(Object.keys(listed(pw.presence)), [watcher.name]);
-  silent.socket.conn._socket.destroy();
+
+  // Stop the victims' (long) reconnect and heartbeat timers, or they keep node running.
+  for (const victim of [destroyed, silent]) {
+    victim.socket.conn?._socket?.destroy();
+    victim.socket.disconnect();
+  }
 });
