@@ -22,6 +22,7 @@ public static class Program
             ClientCommands.Tail(),
             StateCommands.Create(),
             TaskCommands.Create(),
+            PeersCommand.Create(),
             AdminCommands.Channels(),
             AdminCommands.Keys(),
             AdminCommands.Invites(),

@@ -35,6 +35,9 @@ internal static partial class HubLog
     [LoggerMessage(108, LogLevel.Error, "Replay of {Topic} failed on connection {ConnectionId}; sent phx_error so the client rejoins")]
     public static partial void ReplayFailed(ILogger logger, string topic, string connectionId, Exception exception);
 
+    [LoggerMessage(114, LogLevel.Error, "Sending the presence diff of {Topic} failed")]
+    public static partial void PresenceFlushFailed(ILogger logger, string topic, Exception exception);
+
     [LoggerMessage(109, LogLevel.Error, "Delivering a committed batch failed")]
     public static partial void DeliveryFailed(ILogger logger, Exception exception);
 

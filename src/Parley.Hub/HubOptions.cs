@@ -70,6 +70,15 @@ public sealed class HubOptions
     /// <summary>Appends waiting for the store before pushers' reads are paused. Default 65,536.</summary>
     public int AppendQueueCapacity { get; set; } = 65_536;
 
+    /// <summary>
+    /// How long presence changes of a topic are gathered before one <c>presence_diff</c> goes out to its
+    /// subscribers (Phoenix.Tracker batches every 1,500 ms). Zero sends every change at once. Default 50 ms.
+    /// </summary>
+    public TimeSpan PresenceBatchInterval { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Longest presence <c>summary</c>, in characters (UTF-16 code units). Longer → error <c>too_large</c>. Default 200.</summary>
+    public int MaxPresenceSummaryLength { get; set; } = 200;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting out of bounds.</summary>
     public void Validate()
     {
@@ -96,6 +105,8 @@ public sealed class HubOptions
         Check(HistoryDefaultLimit, 1, HistoryMaxLimit, nameof(HistoryDefaultLimit));
         Check(AppendBatchMax, 1, 100_000, nameof(AppendBatchMax));
         Check(AppendQueueCapacity, 1, 10_000_000, nameof(AppendQueueCapacity));
+        Check(PresenceBatchInterval, TimeSpan.Zero, TimeSpan.FromSeconds(10), nameof(PresenceBatchInterval));
+        Check(MaxPresenceSummaryLength, 1, 4096, nameof(MaxPresenceSummaryLength));
     }
 
     private static void Check(int value, int min, int max, string name)

@@ -47,6 +47,8 @@ public sealed class ParleyHub : IAsyncDisposable
         Router.Add(new RoomChannel(this));
         Lobby = new Parley.Hub.Lobby.LobbyChannel(this);
         Router.Add(Lobby);
+        Presence = new Presence.PresenceTracker(this);
+        Lobby.Register(Parley.Hub.Presence.PresenceTracker.UpdateEvent, Presence.HandleUpdateAsync);
         StartedAt = Time.GetUtcNow();
     }
 
@@ -63,6 +65,9 @@ public sealed class ParleyHub : IAsyncDisposable
 
     /// <summary>The <c>hub:lobby</c> channel, where components register session commands.</summary>
     public Lobby.LobbyChannel Lobby { get; }
+
+    /// <summary>Who is on which topic (presence_state, presence_diff; in memory only).</summary>
+    public Presence.PresenceTracker Presence { get; }
     public DateTimeOffset StartedAt { get; }
 
     /// <summary>True once shutdown began: new joins and pushes get <c>shutting_down</c>.</summary>
@@ -86,9 +91,11 @@ public sealed class ParleyHub : IAsyncDisposable
     public string NewConnectionId() => $"{_runId}-{Interlocked.Increment(ref _nextConnectionId):x}";
 
     /// <summary>Registers an authenticated socket. The transport then feeds it messages.</summary>
-    public HubConnection Attach(string connectionId, ConnectionPrincipal principal, IConnectionTransport transport)
+    /// <param name="clientKind">The presence <c>client</c> of the socket (a connect param); null means <see cref="Parley.Hub.Presence.PresenceValues.DefaultClient"/>.</param>
+    public HubConnection Attach(string connectionId, ConnectionPrincipal principal, IConnectionTransport transport, string? clientKind = null)
     {
-        var connection = new HubConnection(this, connectionId, principal, transport);
+        var connection = new HubConnection(this, connectionId, principal, transport,
+            Parley.Hub.Presence.PresenceValues.ParseClient(clientKind) ?? Parley.Hub.Presence.PresenceValues.DefaultClient);
         _connections[connectionId] = connection;
         Metrics.ConnectionOpened();
         if (_shuttingDown)
@@ -283,5 +290,6 @@ public sealed class ParleyHub : IAsyncDisposable
             }
         }
         _stopping.Dispose();
+        Presence.Dispose();
     }
 }

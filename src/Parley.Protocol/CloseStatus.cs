@@ -117,4 +117,9 @@ public static class ErrorReasons
 
     /// <summary>A state namespace is at its key or byte budget: nothing changed.</summary>
     public const string StateFull = "state_full";
+    /// <summary>A presence <c>status</c> that is not <c>idle</c>, <c>working</c>, <c>dnd</c> or <c>away</c>; the reply carries <c>detail</c>.</summary>
+    public const string InvalidStatus = "invalid_status";
+
+    /// <summary>A presence <c>client</c> kind that is not <c>cli</c>, <c>agent</c>, <c>web</c>, <c>tui</c> or <c>service</c>; the reply carries <c>detail</c>.</summary>
+    public const string InvalidClient = "invalid_client";
 }

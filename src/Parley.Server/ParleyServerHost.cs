@@ -146,7 +146,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             inbox.RegisterLobbyCommands(hub.Lobby);
             identity.MoveTopicHistory = hub.History.RenameTopicAsync;
             MapEndpoints(app, hub);
-            IdentityEndpoints.Map(app, identity, hub);
+            IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
             await app.StartAsync(cancellationToken);
         }
         catch

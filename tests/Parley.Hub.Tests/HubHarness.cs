@@ -31,10 +31,15 @@ internal sealed class HubHarness : IAsyncDisposable
         return new HubHarness(hub, store);
     }
 
-    public (HubConnection Connection, InMemoryTransport Transport) Connect(string id = "c1", int byteLimit = int.MaxValue)
+    /// <summary>
+    /// Attaches an in-memory connection. Its transport records presence frames only with
+    /// <paramref name="presence"/>; <paramref name="principal"/> defaults to an anonymous one named after the id.
+    /// </summary>
+    public (HubConnection Connection, InMemoryTransport Transport) Connect(string id = "c1", int byteLimit = int.MaxValue, bool presence = false,
+        ConnectionPrincipal? principal = null, string? client = null)
     {
-        var transport = new InMemoryTransport(byteLimit);
-        var connection = Hub.Attach(id, ConnectionPrincipal.Anonymous(id), transport);
+        var transport = new InMemoryTransport(byteLimit, presence);
+        var connection = Hub.Attach(id, principal ?? ConnectionPrincipal.Anonymous(id), transport, client);
         return (connection, transport);
     }
 

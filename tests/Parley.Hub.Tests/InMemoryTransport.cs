@@ -9,9 +9,10 @@ namespace Parley.Hub.Tests;
 /// An in-memory <see cref="IConnectionTransport"/>: records every frame it accepts as the decoded text of
 /// the frame (the 2/4/10-byte WebSocket header is checked and stripped), in order, together with the
 /// close. A byte limit makes <see cref="TrySend"/> return false on overflow and close with 4008, as the
-/// real transport does.
+/// real transport does. Presence frames (<c>presence_state</c>, <c>presence_diff</c>) are counted but only
+/// recorded with <paramref name="recordPresence"/>, so tests of other features see only their own frames.
 /// </summary>
-internal sealed class InMemoryTransport(int byteLimit = int.MaxValue) : IConnectionTransport
+internal sealed class InMemoryTransport(int byteLimit = int.MaxValue, bool recordPresence = true) : IConnectionTransport
 {
     private readonly object _lock = new();
     private readonly List<string> _frames = [];
@@ -67,8 +68,11 @@ internal sealed class InMemoryTransport(int byteLimit = int.MaxValue) : IConnect
                 return false;
             }
             _bytes += frame.Length;
-            _frames.Add(text);
-            _events.Add(text);
+            if (recordPresence || !IsPresence(text))
+            {
+                _frames.Add(text);
+                _events.Add(text);
+            }
             return true;
         }
     }
@@ -98,6 +102,17 @@ internal sealed class InMemoryTransport(int byteLimit = int.MaxValue) : IConnect
         CloseCode = code;
         CloseReason = reason;
         _events.Add($"close:{code}:{reason}");
+    }
+
+    private static bool IsPresence(string text)
+    {
+        if (!text.StartsWith('['))
+        {
+            return false;
+        }
+        using var document = System.Text.Json.JsonDocument.Parse(text);
+        var root = document.RootElement;
+        return root.GetArrayLength() >= 4 && root[3].GetString() is "presence_state" or "presence_diff";
     }
 
     /// <summary>Checks a complete unmasked server frame and returns its payload as text.</summary>

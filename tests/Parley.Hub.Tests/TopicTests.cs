@@ -193,8 +193,8 @@ public sealed class TopicTests : IAsyncLifetime
     public void Broadcast_skips_buffering_subscribers_and_does_not_move_the_head()
     {
         var topic = NewTopic();
-        var (live, liveTransport) = _harness.Connect("live");
-        var (joining, joiningTransport) = _harness.Connect("joining");
+        var (live, liveTransport) = _harness.Connect("live", presence: true);
+        var (joining, joiningTransport) = _harness.Connect("joining", presence: true);
         topic.CompleteSubscribe(topic.BeginSubscribe(live, "1", 0, out _)!);
         var buffering = topic.BeginSubscribe(joining, "2", 0, out _)!;
         var presence = WireFrames.EmptyEvent(null, null, "room:t", "presence_diff");

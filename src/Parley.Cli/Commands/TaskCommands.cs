@@ -6,7 +6,7 @@ namespace Parley.Cli.Commands;
 
 /// <summary>
 /// <c>parley tasks list|create|claim|release|complete|watch</c>: the task board of the hub (<c>tasks:hub</c>)
-/// or of a channel (<c>--board ops</c> is <c>tasks:ops</c>); docs/cli.md, docs/protocol.md §12. A lost claim exits 6.
+/// or of a channel (<c>--board ops</c> is <c>tasks:ops</c>); docs/cli.md, docs/protocol.md §13. A lost claim exits 6.
 /// </summary>
 internal static class TaskCommands
 {

@@ -33,6 +33,23 @@ public sealed class Topic
     /// <summary>The topic name.</summary>
     public string Name { get; }
 
+    /// <summary>The lock that orders this topic's subscriber list, publishes and presence.</summary>
+    internal object SyncRoot => _lock;
+
+    // Created on the first tracked presence; topics without presence (hub:lobby) never pay for it.
+    private Presence.TopicPresence? _presence;
+
+    internal Presence.TopicPresence GetPresence(Presence.PresenceTracker tracker)
+    {
+        lock (_lock)
+        {
+            return _presence ??= new Presence.TopicPresence(this, tracker);
+        }
+    }
+
+    /// <summary>The topic's presence, or null when nothing was ever tracked on it.</summary>
+    internal Presence.TopicPresence? PresenceOrNull => Volatile.Read(ref _presence);
+
     /// <summary>Current subscriber count.</summary>
     public int SubscriberCount => Volatile.Read(ref _subscriberCount);
 
@@ -174,8 +191,11 @@ public sealed class Topic
         }
     }
 
-    /// <summary>Sends a frame that is not part of the durable history (e.g. presence) to every live subscriber.</summary>
-    public void Broadcast(byte[] frame)
+    /// <summary>
+    /// Sends a frame that is not part of the durable history (e.g. a presence diff) to every live
+    /// subscriber. Not counted as a delivered message. Returns how many subscribers took it.
+    /// </summary>
+    public int Broadcast(byte[] frame)
     {
         var delivered = 0;
         lock (_lock)
@@ -189,7 +209,7 @@ public sealed class Topic
                 }
             }
         }
-        _metrics.Delivered(delivered);
+        return delivered;
     }
 }
 
@@ -208,6 +228,9 @@ public sealed class Subscriber
 
     /// <summary>The <c>join_ref</c> of the join that created this subscription.</summary>
     public string JoinRef { get; }
+
+    // Set when the subscription's presence is tracked; removed exactly once (see PresenceTracker.Untrack).
+    internal Presence.PresenceEntry? Presence { get; set; }
 
     internal bool IsBuffering { get; set; } = true;
 
@@ -231,6 +254,9 @@ public sealed class TopicRegistry(HubMetrics metrics)
 
     /// <summary>The topic if it has live state (someone joined it and has not left).</summary>
     public bool TryGet(string name, out Topic? topic) => _topics.TryGetValue(name, out topic);
+
+    /// <summary>Every topic with live state (a snapshot).</summary>
+    public IReadOnlyList<Topic> Snapshot() => [.. _topics.Values];
 
     /// <summary>Number of topics with live state.</summary>
     public int Count => _topics.Count;

@@ -25,10 +25,11 @@ public sealed class HubConnection
     private ConnectionPrincipal _principal;
     private long _expiryWarnedFor;
 
-    internal HubConnection(ParleyHub hub, string id, ConnectionPrincipal principal, IConnectionTransport transport)
+    internal HubConnection(ParleyHub hub, string id, ConnectionPrincipal principal, IConnectionTransport transport, string clientKind)
     {
         _hub = hub;
         Id = id;
+        ClientKind = clientKind;
         _principal = principal;
         ConnectedAt = hub.Time.GetUtcNow();
         _transport = transport;
@@ -45,6 +46,12 @@ public sealed class HubConnection
 
     /// <summary>When the socket was attached.</summary>
     public DateTimeOffset ConnectedAt { get; }
+
+    /// <summary>What kind of client this is (presence <c>client</c>; one of <see cref="Presence.PresenceValues.Clients"/>).</summary>
+    public string ClientKind { get; }
+
+    // The user's shared presence settings; attached on the first track or update (on the read loop).
+    internal Presence.PresenceUser? PresenceUser { get; set; }
 
     /// <summary>
     /// Swaps the principal for a refreshed one of the same name (a new expiry, a new role). Returns
@@ -240,8 +247,7 @@ public sealed class HubConnection
             }
             _joined.Remove(message.Topic, out _);
         }
-        joined.Subscriber.Topic.Unsubscribe(joined.Subscriber);
-        joined.Handler.OnLeft(joined.Subscriber);
+        Detach(joined.Handler, joined.Subscriber);
         Send(WireFrames.ReplyEmpty(message.JoinRef, message.Ref, message.Topic, PhoenixEvents.StatusOk));
         var joinRef = joined.Subscriber.JoinRef;
         Send(WireFrames.EmptyEvent(joinRef, joinRef, message.Topic, PhoenixEvents.Close));
@@ -258,8 +264,7 @@ public sealed class HubConnection
                 return false;
             }
         }
-        joined.Subscriber.Topic.Unsubscribe(joined.Subscriber);
-        joined.Handler.OnLeft(joined.Subscriber);
+        Detach(joined.Handler, joined.Subscriber);
         if (sendClose)
         {
             var joinRef = joined.Subscriber.JoinRef;
@@ -278,10 +283,19 @@ public sealed class HubConnection
         }
         foreach (var (handler, subscriber) in all)
         {
-            subscriber.Topic.Unsubscribe(subscriber);
-            handler.OnLeft(subscriber);
+            Detach(handler, subscriber);
         }
+        _hub.Presence.ConnectionClosed(this);
         _hub.Detach(this);
+    }
+
+    // Every way a subscription ends comes through here. The topic forgets the subscriber first, so its
+    // own presence leave goes only to the others; the untrack happens exactly once.
+    private void Detach(IChannelHandler handler, Subscriber subscriber)
+    {
+        subscriber.Topic.Unsubscribe(subscriber);
+        _hub.Presence.Untrack(subscriber);
+        handler.OnLeft(subscriber);
     }
 
     private void RejectRateLimited(PhoenixMessage message, int retryAfterMs)

@@ -37,7 +37,7 @@ public sealed record InboxItem(string Recipient, long Seq, DirectMessage Message
 public sealed record RecipientState(string Recipient, string State, long StateAtMs);
 
 /// <summary>
-/// Durable per-recipient inboxes (docs/protocol.md §13). <see cref="StoreAsync"/> is atomic and durable
+/// Durable per-recipient inboxes (docs/protocol.md §14). <see cref="StoreAsync"/> is atomic and durable
 /// before it returns: the message and one queued item per recipient, each at the recipient's next seq.
 /// State only moves forward (queued → delivered → read). Specification: <c>InboxStoreSpec</c>.
 /// </summary>

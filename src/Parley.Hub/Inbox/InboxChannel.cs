@@ -9,7 +9,7 @@ using Parley.Protocol;
 
 namespace Parley.Hub.Inbox;
 
-/// <summary>Who an address reaches: a user, or every member of a group and its sub-groups (docs/protocol.md §13).</summary>
+/// <summary>Who an address reaches: a user, or every member of a group and its sub-groups (docs/protocol.md §14).</summary>
 public interface IRecipientDirectory
 {
     /// <summary>
@@ -27,7 +27,7 @@ public interface IRecipientStatus
 }
 
 /// <summary>
-/// Direct messages (docs/protocol.md §13). <c>dm</c> on <c>hub:lobby</c> stores a message durably for
+/// Direct messages (docs/protocol.md §14). <c>dm</c> on <c>hub:lobby</c> stores a message durably for
 /// every recipient before it is acked; <c>user:&lt;name&gt;</c> is that user's inbox topic (only they may
 /// join). A recipient with status <c>working</c> or <c>dnd</c> gets only <c>now</c> messages pushed live; the
 /// rest wait as <c>queued</c> until the status changes (<see cref="OnStatusChanged"/>), the recipient

@@ -10,6 +10,7 @@ namespace Parley.Hub.Rooms;
 /// <c>room:&lt;name&gt;</c> topics: durable chat with recovery (docs/protocol.md §Rooms).
 /// Join params <c>{since, epoch}</c> (or <c>{since: {offset, epoch}}</c>, or <c>{since_ms}</c>) replay what the
 /// client missed before any live message; <c>msg</c> stores then broadcasts; <c>history</c> pages back.
+/// Every join is tracked in presence once complete: <c>presence_state</c> follows the reply and the replay.
 /// </summary>
 public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
 {
@@ -55,6 +56,11 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
             connection.ReplyError(message, ErrorReasons.InvalidPayload, error);
             return null;
         }
+        if (!Presence.PresenceTracker.TryReadClient(message.Payload, out var client, out error))
+        {
+            connection.ReplyError(message, ErrorReasons.InvalidClient, error);
+            return null;
+        }
 
         var joinRef = message.JoinRef ?? message.Ref ?? "";
         // The topic object must exist before the store head is read: a commit published in between is
@@ -98,6 +104,7 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
                 await ReplayAsync(connection, message.Topic, joinRef, recovery, head, cancellationToken);
             }
             topic.CompleteSubscribe(subscriber);
+            hub.Presence.Track(subscriber, client);
             return subscriber;
         }
         catch (Exception ex) when (replied && ex is not OperationCanceledException)

@@ -9,7 +9,7 @@ using Parley.Protocol;
 namespace Parley.Hub.Tasks;
 
 /// <summary>
-/// <c>tasks:&lt;board&gt;</c> topics: a shared task board (docs/protocol.md §12) — <c>tasks:hub</c> for the whole
+/// <c>tasks:&lt;board&gt;</c> topics: a shared task board (docs/protocol.md §13) — <c>tasks:hub</c> for the whole
 /// hub, <c>tasks:&lt;room name&gt;</c> beside a channel. The join reply carries every task and the board's
 /// revision; each change is a <c>task_change</c> event with the next revision. Claims are atomic: the
 /// board's writes are serialised and each is a compare-and-set on the task's version, so of two racing

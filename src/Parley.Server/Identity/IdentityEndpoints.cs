@@ -19,14 +19,16 @@ namespace Parley.Server.Identity;
 /// </summary>
 // ASP0016 misreads the inner handler lambdas (JsonElement → Task<(status, writer)>) as request delegates.
 #pragma warning disable ASP0016
-internal static class IdentityEndpoints
+internal static partial class IdentityEndpoints
 {
     private const long MaxBodyBytes = 64 * 1024;
 
-    public static void Map(IEndpointRouteBuilder app, IdentityService identity, ParleyHub hub)
+    /// <param name="anonymousPresence">Let callers without a credential read presence (a hub run with <c>--insecure-no-auth</c>).</param>
+    public static void Map(IEndpointRouteBuilder app, IdentityService identity, ParleyHub hub, bool anonymousPresence = false)
     {
         MapAdmin(app, identity, hub);
         MapChannels(app, identity, hub);
+        MapPresence(app, identity, hub, anonymousPresence);
 
         app.MapPost("/api/register", context => HandleAsync(context, async body =>
         {

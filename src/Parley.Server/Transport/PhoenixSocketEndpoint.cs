@@ -35,7 +35,7 @@ internal sealed class PhoenixSocketEndpoint(SocketAcceptor acceptor)
         // Zero-byte reads: an idle connection holds no read buffer until data arrives.
         var input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
         var output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
-        await acceptor.RunAsync(new AcceptedSocket(decision.ConnectionId!, decision.Principal!, remote), input, output, context.Abort);
+        await acceptor.RunAsync(new AcceptedSocket(decision.ConnectionId!, decision.Principal!, remote, decision.ClientKind), input, output, context.Abort);
     }
 
     private static async Task RejectAsync(HttpContext context, int status, string message)

@@ -3,18 +3,19 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Auth;
+using Parley.Hub.Presence;
 
 namespace Parley.Server.Transport;
 
 /// <summary>The outcome of an upgrade request: a rejection (HTTP status and message) or an accepted socket.</summary>
-internal readonly record struct AcceptDecision(int Status, string? Error, UpgradeRequest? Upgrade, string? ConnectionId, ConnectionPrincipal? Principal)
+internal readonly record struct AcceptDecision(int Status, string? Error, UpgradeRequest? Upgrade, string? ConnectionId, ConnectionPrincipal? Principal, string? ClientKind = null)
 {
     public bool Accepted => Principal is not null;
     public static AcceptDecision Reject(int status, string error) => new(status, error, null, null, null);
 }
 
-/// <summary>What a running socket keeps of its handshake: nothing but who it is.</summary>
-internal sealed record AcceptedSocket(string ConnectionId, ConnectionPrincipal Principal, string? Remote);
+/// <summary>What a running socket keeps of its handshake: who it is and what kind of client (presence).</summary>
+internal sealed record AcceptedSocket(string ConnectionId, ConnectionPrincipal Principal, string? Remote, string? ClientKind);
 
 /// <summary>
 /// The one place that decides whether an upgrade to <c>/socket/websocket</c> becomes a socket
@@ -45,6 +46,20 @@ internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILogg
         {
             return AcceptDecision.Reject(StatusCodes.Status503ServiceUnavailable, "server shutting down");
         }
+        // The presence client kind: a connect param, else web for browsers (they always send Origin).
+        string? clientKind;
+        if (upgrade!.Params.TryGetValue("client", out var declared))
+        {
+            clientKind = PresenceValues.ParseClient(declared);
+            if (clientKind is null)
+            {
+                return AcceptDecision.Reject(StatusCodes.Status400BadRequest, $"client must be one of {string.Join(", ", PresenceValues.Clients)}");
+            }
+        }
+        else
+        {
+            clientKind = origin.Length > 0 ? PresenceValues.DefaultBrowserClient : PresenceValues.DefaultClient;
+        }
         var connectionId = hub.NewConnectionId();
         ConnectResult result;
         try
@@ -61,7 +76,7 @@ internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILogg
             ServerLog.ConnectRejected(_logger, remote, result.RejectReason ?? "rejected");
             return AcceptDecision.Reject(result.Unauthenticated ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden, result.RejectReason ?? "forbidden");
         }
-        return new AcceptDecision(StatusCodes.Status101SwitchingProtocols, null, upgrade, connectionId, result.Principal);
+        return new AcceptDecision(StatusCodes.Status101SwitchingProtocols, null, upgrade, connectionId, result.Principal, clientKind);
     }
 
     /// <summary>Runs an accepted socket over its pipes until it ends.</summary>
@@ -69,7 +84,7 @@ internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILogg
     {
         // Not async: one state machine fewer kept alive per socket.
         var transport = new SocketConnection(socket.ConnectionId, input, output, abortTransport, hub, _logger);
-        var connection = hub.Attach(socket.ConnectionId, socket.Principal, transport);
+        var connection = hub.Attach(socket.ConnectionId, socket.Principal, transport, socket.ClientKind);
         ServerLog.Connected(_logger, socket.ConnectionId, socket.Principal.Name, socket.Remote);
         return transport.RunAsync(connection);
     }

@@ -94,7 +94,7 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
         }
         WriteSwitchingProtocols(output, decision.Upgrade!);
         await output.FlushAsync();
-        return new AcceptedSocket(decision.ConnectionId!, decision.Principal!, remote);
+        return new AcceptedSocket(decision.ConnectionId!, decision.Principal!, remote, decision.ClientKind);
     }
 
     private static void WriteSwitchingProtocols(PipeWriter output, UpgradeRequest upgrade)
