@@ -136,7 +136,7 @@ public sealed class ServerOptions
             throw new ArgumentException("ShutdownTimeout must be between 0 and 5 minutes");
         }
         Hub.Validate();
-        State.Validate(Hub);
+        State.Validate();
         return endPoint;
     }
 }

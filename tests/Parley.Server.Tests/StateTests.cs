@@ -132,14 +132,12 @@ public sealed class StateTests : AuthenticatedHubTest
     [Fact]
     public async Task State_survives_a_hub_restart()
     {
-        var dataDir = Hub.DataDir;
         var client = await ConnectAsync(Id.OwnerKey);
         Assert.True((await client.JoinAsync("state:durable")).IsOk);
         Assert.True((await client.PushAsync("state:durable", "set", new { key = "build", value = new { green = true } })).IsOk);
         await DropAsync(client);
 
-        await Hub.Host.DisposeAsync(); // the data directory stays
-        Hub = await TestHub.StartAsync(dataDir: dataDir, configureServer: o => o.InsecureNoAuth = false);
+        await RestartHubAsync();
         var again = await ConnectAsync(Id.OwnerKey);
         var joined = await again.JoinAsync("state:durable");
         Assert.Equal(1, joined.Response.GetProperty("revision").GetInt64());

@@ -19,22 +19,30 @@ public interface IRecipientDirectory
     ValueTask<(IReadOnlyList<string>? Users, string? Reason)> ResolveAsync(string address, CancellationToken cancellationToken);
 }
 
-/// <summary>A user's presence status (<c>idle</c>, <c>working</c>, <c>dnd</c>, <c>away</c>), which decides what is pushed to them live.</summary>
-public interface IRecipientStatus
-{
-    /// <summary>The user's status; <c>idle</c> when unknown.</summary>
-    string StatusOf(string user);
-}
-
 /// <summary>
 /// Direct messages (docs/protocol.md §14). <c>dm</c> on <c>hub:lobby</c> stores a message durably for
 /// every recipient before it is acked; <c>user:&lt;name&gt;</c> is that user's inbox topic (only they may
 /// join). A recipient with status <c>working</c> or <c>dnd</c> gets only <c>now</c> messages pushed live; the
-/// rest wait as <c>queued</c> until the status changes (<see cref="OnStatusChanged"/>), the recipient
-/// fetches them (<c>inbox</c>), or their next join. States: queued → delivered → read (<c>ack</c>).
+/// rest wait as <c>queued</c> until the status changes (presence, <see cref="Presence.PresenceTracker.StatusChanged"/>),
+/// the recipient fetches them (<c>inbox</c>), or their next join. States: queued → delivered → read (<c>ack</c>).
 /// </summary>
-public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDirectory directory, IRecipientStatus? status = null) : IChannelHandler
+public sealed class InboxChannel : IChannelHandler
 {
+    private readonly ParleyHub _hub;
+    private readonly IInboxStore _store;
+    private readonly IRecipientDirectory _directory;
+
+    public InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDirectory directory)
+    {
+        ArgumentNullException.ThrowIfNull(hub);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(directory);
+        _hub = hub;
+        _store = store;
+        _directory = directory;
+        hub.Presence.StatusChanged += (user, _) => OnStatusChanged(user);
+    }
+
     /// <summary>The live event on <c>user:</c> topics.</summary>
     public const string DmEvent = "dm";
 
@@ -71,7 +79,7 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
             connection.ReplyError(message, ErrorReasons.Forbidden, $"only {owner} may join {message.Topic}");
             return null;
         }
-        var subscriber = await _gates.JoinWithSnapshotAsync(hub, connection, message, _ => ValueTask.FromResult(0),
+        var subscriber = await _gates.JoinWithSnapshotAsync(_hub, connection, message, _ => ValueTask.FromResult(0),
             static (w, _) => { w.WriteStartObject(); w.WriteEndObject(); }, cancellationToken);
         await DeliverQueuedAsync(owner, cancellationToken); // what waited while they were away
         return subscriber;
@@ -100,8 +108,8 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>The user's status changed: push what waited for it to their live inbox sockets.</summary>
-    public void OnStatusChanged(string user) => _ = DeliverInBackgroundAsync(user);
+    // The user's status changed: push what waited for it to their live inbox sockets.
+    private void OnStatusChanged(string user) => _ = DeliverInBackgroundAsync(user);
 
     private async Task DeliverInBackgroundAsync(string user)
     {
@@ -111,7 +119,7 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            InboxLog.DeliveryFailed(hub.Logger, user, ex);
+            InboxLog.DeliveryFailed(_hub.Logger, user, ex);
         }
     }
 
@@ -132,7 +140,7 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
             return;
         }
         if (!TryAddresses(payload, out var addresses, out var error)
-            || !TryBody(payload, hub.Options.MaxBodyBytes, out var body, out error) || !TryPriority(payload, out var priority, out error))
+            || !TryBody(payload, _hub.Options.MaxBodyBytes, out var body, out error) || !TryPriority(payload, out var priority, out error))
         {
             connection.ReplyError(message, ErrorReasons.InvalidPayload, error);
             return;
@@ -140,7 +148,7 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
         var recipients = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var address in addresses)
         {
-            var (users, reason) = await directory.ResolveAsync(address, cancellationToken);
+            var (users, reason) = await _directory.ResolveAsync(address, cancellationToken);
             if (users is null)
             {
                 connection.ReplyError(message, ErrorReasons.NotFound, reason);
@@ -159,8 +167,8 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
             connection.ReplyError(message, ErrorReasons.TooLarge, $"a message reaches at most {MaxRecipients} users");
             return;
         }
-        var dm = new DirectMessage("dm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), sender.Name, string.Join(",", addresses), body, priority, hub.NowMs);
-        var items = await store.StoreAsync(dm, [.. recipients], cancellationToken);
+        var dm = new DirectMessage("dm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), sender.Name, string.Join(",", addresses), body, priority, _hub.NowMs);
+        var items = await _store.StoreAsync(dm, [.. recipients], cancellationToken);
         connection.ReplyOk(message, items, static (w, items) =>
         {
             w.WriteStartObject();
@@ -191,12 +199,12 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
         await gate.WaitAsync(cancellationToken);
         try
         {
-            if (!hub.Topics.TryGet(topic, out var live) || live!.SubscriberCount == 0)
+            if (!_hub.Topics.TryGet(topic, out var live) || live!.SubscriberCount == 0)
             {
                 return; // offline: everything waits for the next join or fetch
             }
-            var busy = status?.StatusOf(recipient) is "working" or "dnd";
-            var queued = await store.ReadAsync(recipient, 0, QueuedOnly, 1000, cancellationToken);
+            var busy = _hub.Presence.StatusOf(recipient) is "working" or "dnd";
+            var queued = await _store.ReadAsync(recipient, 0, QueuedOnly, 1000, cancellationToken);
             var pushed = new List<long>();
             foreach (var item in queued)
             {
@@ -204,12 +212,12 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
                 {
                     continue;
                 }
-                NamespaceGates.Broadcast(hub, topic, DmEvent, item, static (w, i) => WriteItem(w, i));
+                NamespaceGates.Broadcast(_hub, topic, DmEvent, item, static (w, i) => WriteItem(w, i));
                 pushed.Add(item.Seq);
             }
             if (pushed.Count > 0)
             {
-                await store.MarkAsync(recipient, pushed, DeliveryStates.Delivered, hub.NowMs, cancellationToken);
+                await _store.MarkAsync(recipient, pushed, DeliveryStates.Delivered, _hub.NowMs, cancellationToken);
             }
         }
         finally
@@ -232,12 +240,12 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
             return;
         }
         var arrival = _arrivals.GetOrAdd(me, static _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        var items = await store.ReadAsync(me, after, Unread, (int)limit, cancellationToken);
+        var items = await _store.ReadAsync(me, after, Unread, (int)limit, cancellationToken);
         if (items.Count == 0 && waitMs > 0)
         {
-            // Park until a message arrives for me or the wait runs out; a shutting-down hub ends it too.
+            // Park until a message arrives for me or the wait runs out; a shutting-down _hub ends it too.
             await Task.WhenAny(arrival.Task, Task.Delay(TimeSpan.FromMilliseconds(waitMs), cancellationToken));
-            items = await store.ReadAsync(me, after, Unread, (int)limit, cancellationToken);
+            items = await _store.ReadAsync(me, after, Unread, (int)limit, cancellationToken);
         }
         var gate = _gates.For(Prefix + me);
         await gate.WaitAsync(cancellationToken);
@@ -246,7 +254,7 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
             var queued = items.Where(i => i.State == DeliveryStates.Queued).Select(i => i.Seq).ToList();
             if (queued.Count > 0)
             {
-                await store.MarkAsync(me, queued, DeliveryStates.Delivered, hub.NowMs, cancellationToken);
+                await _store.MarkAsync(me, queued, DeliveryStates.Delivered, _hub.NowMs, cancellationToken);
             }
         }
         finally
@@ -274,7 +282,7 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
             connection.ReplyError(message, ErrorReasons.InvalidPayload, "ack needs ids: an array of 1-1000 message ids");
             return;
         }
-        var read = await store.MarkReadAsync(connection.Principal.Name, [.. ids.EnumerateArray().Select(i => i.GetString()!)], hub.NowMs, cancellationToken);
+        var read = await _store.MarkReadAsync(connection.Principal.Name, [.. ids.EnumerateArray().Select(i => i.GetString()!)], _hub.NowMs, cancellationToken);
         connection.ReplyOk(message, read, static (w, n) =>
         {
             w.WriteStartObject();
@@ -290,7 +298,7 @@ public sealed class InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDir
             connection.ReplyError(message, ErrorReasons.InvalidPayload, "message_status needs {id}");
             return;
         }
-        var found = await store.StatusAsync(id.GetString()!, cancellationToken);
+        var found = await _store.StatusAsync(id.GetString()!, cancellationToken);
         if (found is not { } status || (status.Message.From != connection.Principal.Name && !connection.Principal.IsAdmin))
         {
             connection.ReplyError(message, ErrorReasons.NotFound, "no message with that id that you sent");

@@ -39,6 +39,12 @@ public sealed class PresenceTracker : IDisposable
     /// <summary>See <see cref="HubOptions.PresenceBatchInterval"/>.</summary>
     public TimeSpan BatchInterval { get; }
 
+    /// <summary>Raised after a user's status changed (user name, new status), outside any presence lock.</summary>
+    public event Action<string, string>? StatusChanged;
+
+    /// <summary>The user's status while they have a connection (per user, across connections); <c>idle</c> otherwise.</summary>
+    public string StatusOf(string user) => _users.TryGetValue(user, out var found) ? found.Status : PresenceValues.DefaultStatus;
+
     /// <summary>Users with at least one connection that tracked a presence or set a status.</summary>
     public int UserCount => _users.Count;
 
@@ -162,6 +168,17 @@ public sealed class PresenceTracker : IDisposable
     {
         ArgumentNullException.ThrowIfNull(connection);
         var user = connection.PresenceUser ??= Attach(connection.Principal.Name);
+        var before = user.Status;
+        var result = UpdateLocked(user, status, summary, hidden);
+        if (!string.Equals(before, result.Status, StringComparison.Ordinal))
+        {
+            StatusChanged?.Invoke(user.Name, result.Status);
+        }
+        return result;
+    }
+
+    private (string Status, string? Summary, bool Hidden) UpdateLocked(PresenceUser user, string? status, string? summary, bool? hidden)
+    {
         lock (user)
         {
             var newStatus = status ?? user.Status;

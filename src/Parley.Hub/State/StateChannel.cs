@@ -110,7 +110,7 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
             connection.ReplyError(message, ErrorReasons.TooLarge, $"a value is at most {options.MaxValueBytes} bytes of JSON");
             return;
         }
-        var limits = new StateLimits(options.MaxKeysPerNamespace, options.MaxNamespaceBytes);
+        var limits = new StateLimits(options.MaxKeysPerNamespace, options.EffectiveNamespaceBytes(hub.Options));
         await WriteAsync(connection, message, "set", ct => store.SetAsync(Namespace(message.Topic), key, json, expected, connection.Principal.Name, hub.NowMs, limits, ct), cancellationToken);
     }
 
@@ -161,7 +161,7 @@ public sealed class StateChannel(ParleyHub hub, IStateStore store, StateOptions 
                     break;
                 default:
                     connection.ReplyError(message, ErrorReasons.StateFull,
-                        $"a namespace holds at most {options.MaxKeysPerNamespace} keys and {options.MaxNamespaceBytes} bytes: delete keys or use another namespace");
+                        $"a namespace holds at most {options.MaxKeysPerNamespace} keys and {options.EffectiveNamespaceBytes(hub.Options)} bytes: delete keys or use another namespace");
                     break;
             }
         }

@@ -11,14 +11,21 @@ public sealed class StateOptions
 
     /// <summary>
     /// Bytes of keys and values one namespace may hold. Default 1 MiB. A joiner receives the whole
-    /// namespace in its join reply, so this must stay below half the hub's outbound queue limit.
+    /// namespace in its join reply, so the budget in force is at most half the hub's outbound queue
+    /// limit (<see cref="EffectiveNamespaceBytes"/>).
     /// </summary>
     public long MaxNamespaceBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>Throws when a limit is out of range (naming the setting and its bounds).</summary>
-    public void Validate(HubOptions hub)
+    /// <summary><see cref="MaxNamespaceBytes"/>, capped at half of <paramref name="hub"/>'s <see cref="HubOptions.MaxOutboundQueueBytes"/>.</summary>
+    public long EffectiveNamespaceBytes(HubOptions hub)
     {
         ArgumentNullException.ThrowIfNull(hub);
+        return Math.Min(MaxNamespaceBytes, hub.MaxOutboundQueueBytes / 2);
+    }
+
+    /// <summary>Throws when a limit is out of range (naming the setting and its bounds).</summary>
+    public void Validate()
+    {
         if (MaxValueBytes is < 16 or > 16 * 1024 * 1024)
         {
             throw new ArgumentException($"{nameof(MaxValueBytes)} must be in [16, 16777216]");
@@ -27,10 +34,9 @@ public sealed class StateOptions
         {
             throw new ArgumentException($"{nameof(MaxKeysPerNamespace)} must be in [1, 10000000]");
         }
-        var ceiling = hub.MaxOutboundQueueBytes / 2;
-        if (MaxNamespaceBytes < MaxValueBytes || MaxNamespaceBytes > ceiling)
+        if (MaxNamespaceBytes < MaxValueBytes || MaxNamespaceBytes > 1L << 32)
         {
-            throw new ArgumentException($"{nameof(MaxNamespaceBytes)} must be in [{nameof(MaxValueBytes)}, hub {nameof(HubOptions.MaxOutboundQueueBytes)} / 2 = {ceiling}]");
+            throw new ArgumentException($"{nameof(MaxNamespaceBytes)} must be in [{nameof(MaxValueBytes)}, 4294967296]");
         }
     }
 }

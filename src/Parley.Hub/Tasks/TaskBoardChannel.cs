@@ -186,7 +186,7 @@ public sealed class TaskBoardChannel(ParleyHub hub, IStateStore store, StateOpti
         }
     }
 
-    private StateLimits Limits => new(options.MaxKeysPerNamespace, options.MaxNamespaceBytes);
+    private StateLimits Limits => new(options.MaxKeysPerNamespace, options.EffectiveNamespaceBytes(hub.Options));
 
     // Under the board's gate: reply to the writer, then tell the board.
     private void Answer(HubConnection connection, PhoenixMessage message, string op, StateWriteResult written)
@@ -207,7 +207,7 @@ public sealed class TaskBoardChannel(ParleyHub hub, IStateStore store, StateOpti
                 });
                 break;
             case StateWriteOutcome.Full:
-                connection.ReplyError(message, ErrorReasons.StateFull, $"a board holds at most {options.MaxKeysPerNamespace} tasks and {options.MaxNamespaceBytes} bytes");
+                connection.ReplyError(message, ErrorReasons.StateFull, $"a board holds at most {options.MaxKeysPerNamespace} tasks and {options.EffectiveNamespaceBytes(hub.Options)} bytes");
                 break;
             default:
                 // The gate serialises this board's writes, so a changed version means another hub wrote it.

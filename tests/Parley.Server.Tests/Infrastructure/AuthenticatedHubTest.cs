@@ -10,7 +10,7 @@ public abstract class AuthenticatedHubTest : IAsyncLifetime
 {
     private readonly List<ParleyClient> _clients = [];
 
-    protected TestHub Hub { get; set; } = null!;
+    protected TestHub Hub { get; private set; } = null!;
 
     protected IdentityClient Id { get; private set; } = null!;
 
@@ -50,6 +50,17 @@ public abstract class AuthenticatedHubTest : IAsyncLifetime
         _clients.Add(client);
         await client.StartAsync();
         return client;
+    }
+
+    /// <summary>
+    /// Stops the hub and starts a new one on the same data directory (on a new port: clients made before
+    /// must be made again, and <see cref="Id"/> still points at the old hub; tokens made before stay valid).
+    /// </summary>
+    protected async Task RestartHubAsync()
+    {
+        var dataDir = Hub.DataDir;
+        await Hub.Host.DisposeAsync(); // the data directory stays
+        Hub = await TestHub.StartAsync(configure: Configure, dataDir: dataDir, configureServer: o => o.InsecureNoAuth = false);
     }
 
     /// <summary>Disposes a client early (it is not disposed again).</summary>
