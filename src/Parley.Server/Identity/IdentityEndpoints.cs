@@ -19,7 +19,7 @@ namespace Parley.Server.Identity;
 /// </summary>
 // ASP0016 misreads the inner handler lambdas (JsonElement → Task<(status, writer)>) as request delegates.
 #pragma warning disable ASP0016
-internal static class IdentityEndpoints
+internal static partial class IdentityEndpoints
 {
     private const long MaxBodyBytes = 64 * 1024;
 
@@ -27,6 +27,7 @@ internal static class IdentityEndpoints
     {
         MapAdmin(app, identity, hub);
         MapChannels(app, identity, hub);
+        MapGroups(app, identity);
 
         app.MapPost("/api/register", context => HandleAsync(context, async body =>
         {
