@@ -6,6 +6,7 @@ using Parley.Identity;
 
 namespace Parley.Server.Identity;
 
+// ASP0016 misreads the inner handler lambdas as request delegates (as in IdentityEndpoints.cs).
 #pragma warning disable ASP0016
 internal static partial class IdentityEndpoints
 {
