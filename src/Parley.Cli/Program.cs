@@ -24,6 +24,7 @@ public static class Program
             TaskCommands.Create(),
             PeersCommand.Create(),
             AdminCommands.Channels(),
+            GroupCommands.Create(),
             AdminCommands.Keys(),
             AdminCommands.Invites(),
             AdminCommands.Admin(),
@@ -31,7 +32,8 @@ public static class Program
             BenchCommand.Create(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.
-        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+        // No response files: `@team` is a group and `@bob hi` a message, not files to read arguments from.
+        return await root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null }).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
     }
 }
 

@@ -107,6 +107,22 @@ public interface IIdentityStore : IAsyncDisposable
 
     ValueTask<bool> RemoveChannelMemberAsync(string topic, string userName, CancellationToken cancellationToken = default);
 
+    // ---- groups ----
+
+    /// <summary>Creates a group with no members; false when the name exists. The parent (if any) must exist: the caller checks, the store's foreign key refuses otherwise.</summary>
+    ValueTask<bool> CreateGroupAsync(string name, string createdBy, long nowMs, CancellationToken cancellationToken = default);
+
+    /// <summary>Every group with its direct members, ordered by name.</summary>
+    ValueTask<IReadOnlyList<GroupRecord>> ListGroupsAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a group and its memberships; false when there is no such group. A group with subgroups is refused by the store's foreign key: the caller checks first.</summary>
+    ValueTask<bool> DeleteGroupAsync(string name, CancellationToken cancellationToken = default);
+
+    /// <summary>Adds a member or updates their lead flag.</summary>
+    ValueTask SetGroupMemberAsync(string group, string userName, bool isLead, long nowMs, CancellationToken cancellationToken = default);
+
+    ValueTask<bool> RemoveGroupMemberAsync(string group, string userName, CancellationToken cancellationToken = default);
+
     // ---- signing keys ----
 
     /// <summary>Every signing key, newest first.</summary>

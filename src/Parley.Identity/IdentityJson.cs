@@ -4,7 +4,7 @@ using Parley.Hub.Connections;
 namespace Parley.Identity;
 
 /// <summary>The JSON shapes of identity objects, shared by the HTTP API and the <c>hub:lobby</c> commands.</summary>
-public static class IdentityJson
+public static partial class IdentityJson
 {
     public static void WriteUser(Utf8JsonWriter w, UserRecord user)
     {

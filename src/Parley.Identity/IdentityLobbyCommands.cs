@@ -11,7 +11,7 @@ namespace Parley.Identity;
 /// (docs/protocol.md §10): the same checks and effects as the HTTP API, answered with a reply
 /// (<c>ok</c> with the result, or <c>error</c> with the identity error code as the reason).
 /// </summary>
-public static class IdentityLobbyCommands
+public static partial class IdentityLobbyCommands
 {
     public static void Register(LobbyChannel lobby, IdentityService identity, ParleyHub hub)
     {
@@ -62,6 +62,7 @@ public static class IdentityLobbyCommands
         lobby.Register("channel.delete", (caller, p, ct) => identity.DeleteChannelAsync(caller, Text(p, "topic"), ct));
         lobby.Register("channel.add_member", (caller, p, ct) => identity.AddChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), Flag(p, "admin"), ct));
         lobby.Register("channel.remove_member", (caller, p, ct) => identity.RemoveChannelMemberAsync(caller, Text(p, "topic"), Text(p, "user"), ct));
+        RegisterGroups(lobby, identity);
     }
 
     /// <summary>The identity caller behind a socket's principal.</summary>

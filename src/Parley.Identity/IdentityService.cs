@@ -85,6 +85,7 @@ public sealed partial class IdentityService
         }
         service._signingKeys = keys;
         await service.LoadChannelsAsync(cancellationToken);
+        await service.LoadGroupsAsync(cancellationToken);
         return service;
     }
 

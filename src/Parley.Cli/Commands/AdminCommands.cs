@@ -11,7 +11,7 @@ namespace Parley.Cli.Commands;
 internal static class AdminCommands
 {
     // One API call per verb: build the request from the parse, print the reply (JSON, or a summary line).
-    private static Command Verb(string name, string description, Action<Command> addArguments,
+    internal static Command Verb(string name, string description, Action<Command> addArguments,
         Func<ParseResult, (HttpMethod Method, string Path, object? Body)> request, Func<JsonObject, string> summary)
     {
         var command = new Command(name, description);
@@ -28,9 +28,9 @@ internal static class AdminCommands
         return command;
     }
 
-    private static string Escape(string segment) => Uri.EscapeDataString(segment);
+    internal static string Escape(string segment) => Uri.EscapeDataString(segment);
 
-    private static string Lines(JsonObject reply, string array, Func<JsonNode, string> line) =>
+    internal static string Lines(JsonObject reply, string array, Func<JsonNode, string> line) =>
         reply[array] is JsonArray items && items.Count > 0 ? string.Join(Environment.NewLine, items.Select(i => line(i!))) : $"(no {array})";
 
     public static Command Keys()

@@ -29,6 +29,7 @@ internal static partial class IdentityEndpoints
         MapAdmin(app, identity, hub);
         MapChannels(app, identity, hub);
         MapPresence(app, identity, hub, anonymousPresence);
+        MapGroups(app, identity);
 
         app.MapPost("/api/register", context => HandleAsync(context, async body =>
         {

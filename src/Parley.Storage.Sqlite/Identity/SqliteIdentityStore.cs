@@ -46,6 +46,12 @@ public sealed class SqliteIdentityStore : IIdentityStore
         CREATE TABLE IF NOT EXISTS channel_members (
             topic TEXT NOT NULL REFERENCES channels(topic), user_name TEXT NOT NULL, admin INTEGER NOT NULL, added_at INTEGER NOT NULL,
             PRIMARY KEY (topic, user_name));
+        CREATE TABLE IF NOT EXISTS groups (
+            name TEXT PRIMARY KEY, parent TEXT REFERENCES groups(name), created_by TEXT NOT NULL, created_at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS groups_parent ON groups(parent);
+        CREATE TABLE IF NOT EXISTS group_members (
+            group_name TEXT NOT NULL REFERENCES groups(name), user_name TEXT NOT NULL REFERENCES users(name), lead INTEGER NOT NULL, added_at INTEGER NOT NULL,
+            PRIMARY KEY (group_name, user_name));
         CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, secret BLOB NOT NULL, created_at INTEGER NOT NULL);
         CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -344,6 +350,41 @@ public sealed class SqliteIdentityStore : IIdentityStore
 
     public ValueTask<bool> RemoveChannelMemberAsync(string topic, string userName, CancellationToken cancellationToken = default) =>
         RunAsync(c => NonQuery(c, "DELETE FROM channel_members WHERE topic = $t AND user_name = $u", ("$t", topic), ("$u", userName)) > 0, cancellationToken);
+
+    // ---- groups ----
+
+    public ValueTask<bool> CreateGroupAsync(string name, string createdBy, long nowMs, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "INSERT INTO groups (name, parent, created_by, created_at) VALUES ($n, $p, $by, $now) ON CONFLICT(name) DO NOTHING",
+            ("$n", name), ("$p", GroupNames.Parent(name)), ("$by", createdBy), ("$now", nowMs)) > 0, cancellationToken);
+
+    public ValueTask<IReadOnlyList<GroupRecord>> ListGroupsAsync(CancellationToken cancellationToken = default) =>
+        RunAsync<IReadOnlyList<GroupRecord>>(c =>
+        {
+            var members = Query(c, "SELECT group_name, user_name, lead FROM group_members ORDER BY group_name, user_name",
+                static r => (Group: r.GetString(0), Member: new GroupMember(r.GetString(1), r.GetInt64(2) != 0)))
+                .GroupBy(m => m.Group).ToDictionary(g => g.Key, g => (IReadOnlyList<GroupMember>)[.. g.Select(m => m.Member)], StringComparer.Ordinal);
+            return Query(c, "SELECT name, created_by, created_at FROM groups ORDER BY name",
+                r => new GroupRecord(r.GetString(0), r.GetString(1), r.GetInt64(2), members.TryGetValue(r.GetString(0), out var list) ? list : []));
+        }, cancellationToken);
+
+    public ValueTask<bool> DeleteGroupAsync(string name, CancellationToken cancellationToken = default) =>
+        RunAsync(c =>
+        {
+            using var tx = c.BeginTransaction(deferred: false);
+            NonQuery(c, "DELETE FROM group_members WHERE group_name = $n", ("$n", name));
+            var deleted = NonQuery(c, "DELETE FROM groups WHERE name = $n", ("$n", name)) > 0;
+            tx.Commit();
+            return deleted;
+        }, cancellationToken);
+
+    public ValueTask SetGroupMemberAsync(string group, string userName, bool isLead, long nowMs, CancellationToken cancellationToken = default) =>
+        RunVoidAsync(c => NonQuery(c, """
+            INSERT INTO group_members (group_name, user_name, lead, added_at) VALUES ($g, $u, $l, $now)
+            ON CONFLICT(group_name, user_name) DO UPDATE SET lead = excluded.lead
+            """, ("$g", group), ("$u", userName), ("$l", isLead ? 1 : 0), ("$now", nowMs)), cancellationToken);
+
+    public ValueTask<bool> RemoveGroupMemberAsync(string group, string userName, CancellationToken cancellationToken = default) =>
+        RunAsync(c => NonQuery(c, "DELETE FROM group_members WHERE group_name = $g AND user_name = $u", ("$g", group), ("$u", userName)) > 0, cancellationToken);
 
     // ---- signing keys ----
 
