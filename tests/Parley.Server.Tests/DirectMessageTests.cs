@@ -113,6 +113,35 @@ public sealed class DirectMessageTests : AuthenticatedHubTest
     }
 
     [Fact]
+    public async Task A_group_message_reaches_every_member_of_the_group_and_its_subgroups_once()
+    {
+        var alice = await ConnectAsUserAsync("alice");
+        var members = new Dictionary<string, ParleyClient>();
+        foreach (var name in new[] { "bob", "carol", "dave" })
+        {
+            members[name] = await ConnectAsUserAsync(name);
+            Assert.True((await members[name].JoinAsync($"user:{name}")).IsOk);
+        }
+        await Id.CallAsync(HttpMethod.Post, "/api/groups", new { name = "team" }, expect: System.Net.HttpStatusCode.Created);
+        await Id.CallAsync(HttpMethod.Post, "/api/groups", new { name = "team/backend" }, expect: System.Net.HttpStatusCode.Created);
+        foreach (var (group, user) in new[] { ("team", "alice"), ("team", "bob"), ("team", "carol"), ("team%2Fbackend", "carol"), ("team%2Fbackend", "dave") })
+        {
+            await Id.CallAsync(HttpMethod.Post, $"/api/groups/{group}/members", new { user });
+        }
+
+        var sent = await DmAsync(alice, new { to = "@team", body = "standup in 5" });
+        Assert.Equal(["bob", "carol", "dave"], sent.GetProperty("recipients").EnumerateArray().Select(r => r.GetString())); // not alice, carol once
+        foreach (var (name, client) in members)
+        {
+            var dm = Assert.Single(await ReadDmsAsync(client, 1));
+            Assert.Equal("@team", dm.GetProperty("to").GetString());
+            await Task.Delay(100);
+            Assert.False(client.Messages.TryRead(out _), $"{name} got the message twice");
+        }
+        Assert.Equal("not_found", (await alice.PushAsync("hub:lobby", "dm", new { to = "@nobody", body = "x" })).Reason);
+    }
+
+    [Fact]
     public async Task Permissions_and_bad_input_get_clear_answers()
     {
         var alice = await ConnectAsUserAsync("alice");

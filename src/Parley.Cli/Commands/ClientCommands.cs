@@ -77,9 +77,13 @@ internal static class ClientCommands
 
     public static Command Status()
     {
-        var command = new Command("status", "Check that the hub is reachable: version, connections, round-trip time, and who you are.");
+        var command = new Command("status", "Check that the hub is reachable: version, connections, round-trip time, and who you are. With a message id: where that direct message is for each recipient.");
+        var id = new Argument<string?>("message-id") { Description = "A direct message you sent (dm-…): show its state per recipient.", Arity = ArgumentArity.ZeroOrOne };
+        command.Arguments.Add(id);
         var common = CommonOptions(command);
-        command.SetAction((parse, ct) => IdentityCommands.RunAsync("status", parse.GetValue(common.Json), async () =>
+        command.SetAction((parse, ct) => parse.GetValue(id) is { } messageId
+            ? DirectMessageCommands.MessageStatusAsync(parse, common, messageId, ct)
+            : IdentityCommands.RunAsync("status", parse.GetValue(common.Json), async () =>
         {
             var (server, credentials, _, _) = Resolve(parse, common);
             var clock = Stopwatch.StartNew();
@@ -319,9 +323,12 @@ internal static class ClientCommands
     }
 
     /// <summary>Joins <paramref name="topic"/>, pushes one event and returns its ok response; a refusal becomes a <see cref="IdentityCommands.CliFailure"/> with its exit code.</summary>
-    internal static async Task<JsonElement> RequestAsync(ParleyClient client, string topic, string @event, object payload, CancellationToken ct)
+    internal static async Task<JsonElement> RequestAsync(ParleyClient client, string topic, string @event, object payload, CancellationToken ct, bool join = true)
     {
-        await JoinOrThrowAsync(client, topic, since: null, null, ct);
+        if (join)
+        {
+            await JoinOrThrowAsync(client, topic, since: null, null, ct);
+        }
         var reply = await client.PushAsync(topic, @event, payload, ct);
         if (reply.IsOk)
         {
@@ -331,7 +338,7 @@ internal static class ClientCommands
         {
             "version_conflict" or "already_claimed" => ExitCodes.Conflict,
             "not_found" => ExitCodes.NotFound,
-            "forbidden" => ExitCodes.Authentication,
+            "forbidden" or "unauthorized" => ExitCodes.Authentication,
             _ => ExitCodes.Failure,
         });
     }
