@@ -289,7 +289,8 @@ public sealed class ParleyClient : IAsyncDisposable
             socket.Options.AddSubProtocol("base64url.bearer.phx." + Base64Url.EncodeToString(Encoding.UTF8.GetBytes(token)));
         }
         var scheme = _options.Server.Scheme == "https" ? "wss" : "ws";
-        var uri = new Uri($"{scheme}://{_options.Server.Authority}/socket/websocket?vsn=2.0.0");
+        var kind = _options.ClientKind is { } k ? "&client=" + Uri.EscapeDataString(k) : "";
+        var uri = new Uri($"{scheme}://{_options.Server.Authority}/socket/websocket?vsn=2.0.0{kind}");
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
         timeout.CancelAfter(_options.ConnectTimeout);
         try

@@ -19,6 +19,12 @@ public sealed class ParleyClientOptions
     /// <summary>Asked for a credential (access token or API key) on every dial; null means none.</summary>
     public Func<CredentialRequest, CancellationToken, ValueTask<string?>>? Credentials { get; init; }
 
+    /// <summary>
+    /// What this client is, for presence (the <c>client</c> connect param): <c>cli</c>, <c>agent</c>,
+    /// <c>web</c>, <c>tui</c> or <c>service</c>. Null lets the hub decide (<c>service</c> for non-browsers).
+    /// </summary>
+    public string? ClientKind { get; init; }
+
     /// <summary>How often to heartbeat; a heartbeat unanswered by the next one means the socket is dead. Default 30 s.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(30);
 

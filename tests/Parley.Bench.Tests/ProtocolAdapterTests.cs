@@ -52,8 +52,8 @@ public sealed class ProtocolAdapterTests
     {
         var p = new ParleyProtocol();
         var topic = "room:bench-1"u8.ToArray();
-        Assert.Equal("[\"7\",\"7\",\"room:bench-1\",\"phx_join\",{}]", Write(b => p.WriteJoin(b, 7, topic, null)));
-        Assert.Equal("[\"7\",\"7\",\"room:bench-1\",\"phx_join\",{\"since\":42,\"epoch\":\"0123456789ab\"}]",
+        Assert.Equal("[\"7\",\"7\",\"room:bench-1\",\"phx_join\",{\"presence\":false}]", Write(b => p.WriteJoin(b, 7, topic, null)));
+        Assert.Equal("[\"7\",\"7\",\"room:bench-1\",\"phx_join\",{\"presence\":false,\"since\":42,\"epoch\":\"0123456789ab\"}]",
             Write(b => p.WriteJoin(b, 7, topic, new JoinPosition(42, "0123456789ab"))));
         var push = Write(b => p.WritePublish(b, 9, topic, 7, 40, 555));
         Assert.Equal("[\"7\",\"9\",\"room:bench-1\",\"msg\",{\"body\":\"t=555;" + new string('x', 34) + "\"}]", push);

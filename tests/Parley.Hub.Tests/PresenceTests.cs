@@ -71,6 +71,26 @@ public sealed class PresenceTests
     }
 
     [Fact]
+    public async Task A_join_with_presence_false_is_neither_told_nor_tracked_and_a_bad_value_is_refused()
+    {
+        await using var h = StartUnbatched();
+        var (alice, aliceT) = h.Connect("a", presence: true, principal: User("alice"));
+        var (shipper, shipperT) = h.Connect("s", presence: true, principal: User("shipper"));
+        await JoinAsync(alice, aliceT, Room, "1");
+        await JoinAsync(shipper, shipperT, Room, "1", "{\"presence\":false}");
+        await JoinAsync(alice, aliceT, "room:other", "2");
+
+        Assert.Empty(Events(shipperT, TopicPresence.StateEvent));
+        Assert.DoesNotContain(Diffs(aliceT), d => Keys(d.Payload.GetProperty("joins")).Contains("shipper"));
+        Assert.Equal(["alice"], h.Hub.Presence.Snapshot(Room).Single().Members.Select(m => m.Key));
+
+        var before = shipperT.Frames.Count;
+        await SendAsync(shipper, "9", "9", "room:third", PhoenixEvents.Join, "{\"presence\":\"no\"}");
+        var refused = Frame.Parse(shipperT.Frames[before]);
+        Assert.Equal(("error", "invalid_payload"), (refused.Status, refused.Reason));
+    }
+
+    [Fact]
     public async Task A_leave_is_a_diff_with_the_same_phx_ref_and_the_key_disappears()
     {
         await using var h = StartUnbatched();

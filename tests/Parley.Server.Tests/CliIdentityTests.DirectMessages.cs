@@ -53,4 +53,26 @@ public sealed partial class CliIdentityTests
         Assert.Equal(0, hubStatus);
         Assert.Equal("ok", JsonNode.Parse(hubOut)!["status"]!.GetValue<string>()); // without an id: the hub's status
     }
+
+    [Fact]
+    public async Task A_tailing_cli_shows_in_peers_as_a_cli_client()
+    {
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);
+        using var tail = HubProcess.StartCli(_env, "tail", "ops", "--server", Server, "--name", "alice");
+        try
+        {
+            var deadline = DateTime.UtcNow + Limit;
+            while (await tail.StandardError.ReadLineAsync().WaitAsync(Limit) is { } line && !line.Contains("following", StringComparison.Ordinal))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "tail did not start following");
+            }
+            var peers = await JsonCli("peers", "--channel", "ops", "--server", Server, "--name", "alice", "--json");
+            var meta = peers["topics"]![0]!["presences"]!["alice"]!["metas"]![0]!;
+            Assert.Equal("cli", meta["client"]!.GetValue<string>());
+        }
+        finally
+        {
+            tail.Kill(entireProcessTree: true);
+        }
+    }
 }

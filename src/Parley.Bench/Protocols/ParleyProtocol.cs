@@ -6,7 +6,7 @@ namespace Parley.Bench.Protocols;
 
 /// <summary>
 /// Phoenix Channels V2 JSON (docs/protocol.md): <c>[join_ref, ref, topic, event, payload]</c>.
-/// Join <c>[id,id,topic,"phx_join",{}]</c>; publish <c>[join_ref,id,topic,"msg",{"body":…}]</c>, acked by
+/// Join <c>[id,id,topic,"phx_join",{"presence":false}]</c>; publish <c>[join_ref,id,topic,"msg",{"body":…}]</c>, acked by
 /// <c>phx_reply</c> with the same ref once committed; deliveries are <c>msg</c> events (replays carry the
 /// join's ref). Heartbeat <c>[null,"hb","phoenix","heartbeat",{}]</c> every 30 s.
 /// </summary>
@@ -43,10 +43,11 @@ internal sealed class ParleyProtocol : IBenchProtocol
 
     public int WriteJoin(Span<byte> destination, long id, ReadOnlySpan<byte> topic, JoinPosition? since)
     {
-        var pos = WriteEnvelopeStart(destination, id, id, topic, "\",\"phx_join\",{"u8);
+        // Untracked by presence: the peers track none, so the same job is measured.
+        var pos = WriteEnvelopeStart(destination, id, id, topic, "\",\"phx_join\",{\"presence\":false"u8);
         if (since is { } position)
         {
-            AsciiScan.Put(destination, ref pos, "\"since\":"u8);
+            AsciiScan.Put(destination, ref pos, ",\"since\":"u8);
             AsciiScan.Put(destination, ref pos, position.Offset);
             if (position.Epoch is { } epoch)
             {

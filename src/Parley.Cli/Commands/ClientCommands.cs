@@ -271,7 +271,7 @@ internal static class ClientCommands
         try
         {
             var (server, credentials, _, _) = Resolve(parse, common);
-            await using var client = new ParleyClient(new ParleyClientOptions { Server = server, Credentials = credentials });
+            await using var client = new ParleyClient(new ParleyClientOptions { Server = server, Credentials = credentials, ClientKind = "cli" });
             await client.StartAsync();
             return await run(client, parse.GetValue(common.Json));
         }

@@ -61,6 +61,18 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
             connection.ReplyError(message, ErrorReasons.InvalidClient, error);
             return null;
         }
+        // presence: false joins without being tracked or told about presence (a silent reader, such as a
+        // log shipper or a load generator: a room of N tracked joiners costs O(N) bytes per join).
+        var tracked = true;
+        if (message.Payload.ValueKind == JsonValueKind.Object && message.Payload.TryGetProperty("presence"u8, out var presence))
+        {
+            if (presence.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+            {
+                connection.ReplyError(message, ErrorReasons.InvalidPayload, "presence must be true or false");
+                return null;
+            }
+            tracked = presence.ValueKind == JsonValueKind.True;
+        }
 
         var joinRef = message.JoinRef ?? message.Ref ?? "";
         // The topic object must exist before the store head is read: a commit published in between is
@@ -104,7 +116,10 @@ public sealed class RoomChannel(ParleyHub hub) : IChannelHandler
                 await ReplayAsync(connection, message.Topic, joinRef, recovery, head, cancellationToken);
             }
             topic.CompleteSubscribe(subscriber);
-            hub.Presence.Track(subscriber, client);
+            if (tracked)
+            {
+                hub.Presence.Track(subscriber, client);
+            }
             return subscriber;
         }
         catch (Exception ex) when (replied && ex is not OperationCanceledException)
