@@ -22,7 +22,8 @@ public abstract record ClientEvent;
 public sealed record Reconnecting(int Attempt, DateTimeOffset NextAttemptAt, string Reason) : ClientEvent;
 
 /// <summary>A topic was joined again after a reconnect. <paramref name="Recovered"/> false means messages may be missing: reload.</summary>
-public sealed record Rejoined(string Topic, bool Recovered) : ClientEvent;
+/// <param name="Reply">The hub's join reply (for topics whose join carries a snapshot, the fresh snapshot).</param>
+public sealed record Rejoined(string Topic, bool Recovered, JsonElement Reply = default) : ClientEvent;
 
 /// <summary>The credential expired or was refused; a fresh one is being fetched.</summary>
 public sealed record TokenRefreshing : ClientEvent;

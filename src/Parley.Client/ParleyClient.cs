@@ -41,7 +41,11 @@ public sealed class ParleyClient : IAsyncDisposable
     private const string Lobby = "hub:lobby";
     private readonly TopicState _lobby = new(null, -1) { FirstJoinPending = false };
     private int _refreshing;
-    private string? _credential; // the credential the live socket carries (for the refresh timer)
+    // The credential the live socket carries, and when this machine got it (the refresh timer counts the
+    // token's lifetime from then, so a skewed clock cannot make it refresh too early or too late).
+    private Credential? _credential;
+
+    private sealed record Credential(string Token, DateTimeOffset ReceivedAt);
     private Task? _run;
     private long _nextRef;
     private long _dropped;
@@ -169,7 +173,7 @@ public sealed class ParleyClient : IAsyncDisposable
                 var token = _options.Credentials is null ? null : await _options.Credentials(new CredentialRequest(forceRefresh), stop);
                 forceRefresh = false;
                 using var socket = await DialAsync(token, stop);
-                Volatile.Write(ref _credential, token);
+                Volatile.Write(ref _credential, token is null ? null : new Credential(token, DateTimeOffset.UtcNow));
                 _socket = socket;
                 upSince = DateTimeOffset.UtcNow;
                 using var session = CancellationTokenSource.CreateLinkedTokenSource(stop);
@@ -334,7 +338,7 @@ public sealed class ParleyClient : IAsyncDisposable
             var reply = await SendJoinAsync(topic, state, cancellationToken);
             var recovered = reply.IsOk && reply.Response.ValueKind == JsonValueKind.Object
                 && (!reply.Response.TryGetProperty("recovered", out var r) || r.ValueKind != JsonValueKind.False);
-            _events.Writer.TryWrite(new Rejoined(topic, recovered));
+            _events.Writer.TryWrite(new Rejoined(topic, recovered, reply.Response));
             if (!reply.IsOk)
             {
                 _topics.TryRemove(topic, out _);
@@ -518,11 +522,12 @@ public sealed class ParleyClient : IAsyncDisposable
 
     // The hub says the credential expires soon: get a fresh one and hand it over on the live socket.
     // If that fails, drop the socket: the redial asks for a fresh credential (or ends in auth_failed).
-    private async Task RefreshInBandAsync()
+    // Returns false when another refresh was already running (nothing was done here).
+    private async Task<bool> RefreshInBandAsync()
     {
         if (_options.Credentials is null || Interlocked.Exchange(ref _refreshing, 1) == 1)
         {
-            return;
+            return false;
         }
         try
         {
@@ -535,9 +540,9 @@ public sealed class ParleyClient : IAsyncDisposable
                 ClientLog.RefreshRefused(_logger, reply.Reason ?? "error");
                 _socket?.Abort();
             }
-            else
+            else if (token is not null)
             {
-                Volatile.Write(ref _credential, token);
+                Volatile.Write(ref _credential, new Credential(token, DateTimeOffset.UtcNow));
             }
         }
         catch (CredentialUnavailableException ex)
@@ -553,6 +558,7 @@ public sealed class ParleyClient : IAsyncDisposable
         {
             Volatile.Write(ref _refreshing, 0);
         }
+        return true;
     }
 
     // The client's own clock for in-band refresh: hubs that never warn (or a warning lost with a
@@ -564,30 +570,39 @@ public sealed class ParleyClient : IAsyncDisposable
         {
             return;
         }
-        var attemptedExpiry = DateTimeOffset.MinValue;
+        var attempted = (Credential?)null;
         try
         {
-            while (Volatile.Read(ref _credential) is { } credential && ExpiryOf(credential) is { } expiry && expiry.ExpiresAt > attemptedExpiry)
+            while (Volatile.Read(ref _credential) is { } credential && !ReferenceEquals(credential, attempted) && LifetimeOf(credential.Token) is { } lifetime)
             {
-                var (issuedAt, expiresAt) = expiry;
-                var lead = TimeSpan.FromTicks(Math.Min(_options.RefreshBeforeExpiry.Ticks, (expiresAt - issuedAt).Ticks / 4));
-                var wait = expiresAt - lead - DateTimeOffset.UtcNow;
+                var lead = TimeSpan.FromTicks(Math.Min(_options.RefreshBeforeExpiry.Ticks, lifetime.Ticks / 4));
+                var wait = credential.ReceivedAt + lifetime - lead - DateTimeOffset.UtcNow;
                 if (wait > TimeSpan.Zero)
                 {
                     await Task.Delay(wait, cancellationToken);
                 }
-                if (Volatile.Read(ref _credential) != credential)
+                if (!ReferenceEquals(Volatile.Read(ref _credential), credential))
                 {
                     continue; // refreshed meanwhile (the hub warned first): time the new one
                 }
-                attemptedExpiry = expiresAt;
-                await RefreshInBandAsync();
+                if (await RefreshInBandAsync())
+                {
+                    attempted = credential; // done, refused or failed: the hub's warning or 4401 takes over from here
+                }
+                else
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken); // another refresh is running: look again
+                }
             }
         }
         catch (OperationCanceledException)
         {
         }
     }
+
+    // How long a JWT is valid (exp - iat, by the hub's clock); null for anything else, including API keys.
+    private static TimeSpan? LifetimeOf(string token) =>
+        ExpiryOf(token) is { } expiry && expiry.ExpiresAt > expiry.IssuedAt ? expiry.ExpiresAt - expiry.IssuedAt : null;
 
     /// <summary>The <c>iat</c> and <c>exp</c> claims of a JWT, unverified (the hub verifies); null for anything else.</summary>
     private static (DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt)? ExpiryOf(string credential)
@@ -601,14 +616,13 @@ public sealed class ParleyClient : IAsyncDisposable
         {
             using var claims = JsonDocument.Parse(Base64Url.DecodeFromChars(parts[1]));
             if (claims.RootElement.ValueKind != JsonValueKind.Object
-                || !claims.RootElement.TryGetProperty("exp", out var exp) || !exp.TryGetInt64(out var expSeconds))
+                || !claims.RootElement.TryGetProperty("exp", out var exp) || exp.ValueKind != JsonValueKind.Number || !exp.TryGetInt64(out var expSeconds)
+                || !claims.RootElement.TryGetProperty("iat", out var iat) || iat.ValueKind != JsonValueKind.Number || !iat.TryGetInt64(out var iatSeconds))
             {
                 return null;
             }
             var expiresAt = DateTimeOffset.FromUnixTimeSeconds(expSeconds);
-            var issuedAt = claims.RootElement.TryGetProperty("iat", out var iat) && iat.TryGetInt64(out var iatSeconds)
-                ? DateTimeOffset.FromUnixTimeSeconds(iatSeconds)
-                : DateTimeOffset.UtcNow;
+            var issuedAt = DateTimeOffset.FromUnixTimeSeconds(iatSeconds);
             return (issuedAt, expiresAt);
         }
         catch (Exception ex) when (ex is JsonException or ArgumentOutOfRangeException)

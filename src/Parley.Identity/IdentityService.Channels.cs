@@ -76,14 +76,22 @@ public sealed partial class IdentityService
     /// <summary>
     /// May <paramref name="name"/> (a user, or a <c>key:</c> principal) with <paramref name="role"/> join
     /// <paramref name="topic"/>? Unregistered topics are public; a private channel admits its members
-    /// and hub admins; a deleted one nobody. A task board <c>tasks:NAME</c> that is not registered itself
-    /// follows <c>room:NAME</c>. Answered from memory.
+    /// and hub admins; a deleted one nobody. A task board <c>tasks:NAME</c> is never registered itself: it
+    /// follows <c>room:NAME</c> (rules, members, deletion), except <c>tasks:hub</c>, which every
+    /// authenticated principal may join. Answered from memory.
     /// </summary>
     public ChannelAccess JoinDecision(string name, HubRole role, string topic)
     {
-        // A channel's task board (tasks:ops beside room:ops) follows the channel unless registered itself.
-        if (!_channels.TryGetValue(topic, out var channel)
-            && !(topic.StartsWith("tasks:", StringComparison.Ordinal) && _channels.TryGetValue("room:" + topic["tasks:".Length..], out channel)))
+        ArgumentNullException.ThrowIfNull(topic);
+        if (TaskBoardChannel.IsValidTopic(topic))
+        {
+            if (topic == TaskBoardChannel.HubBoard)
+            {
+                return ChannelAccess.Allowed;
+            }
+            topic = TaskBoardChannel.RoomOf(topic);
+        }
+        if (!_channels.TryGetValue(topic, out var channel))
         {
             return ChannelAccess.Allowed;
         }
@@ -119,9 +127,11 @@ public sealed partial class IdentityService
 
     private static void RequireValidTopic(string topic)
     {
-        if (!RoomChannel.IsValidTopic(topic) && !StateChannel.IsValidTopic(topic) && !TaskBoardChannel.IsValidTopic(topic))
+        if (!RoomChannel.IsValidTopic(topic) && !StateChannel.IsValidTopic(topic))
         {
-            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", "a channel is a room, a state namespace or a task board: room:<name>, state:<name> or tasks:<name>, 1-100 characters of A-Z a-z 0-9 . _ -");
+            throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_topic", TaskBoardChannel.IsValidTopic(topic)
+                ? "a task board is not registered itself: tasks:<name> follows room:<name> (register the room)"
+                : "a channel is a room or a state namespace: room:<name> or state:<name>, 1-100 characters of A-Z a-z 0-9 . _ -");
         }
     }
 
@@ -236,6 +246,12 @@ public sealed partial class IdentityService
     public async Task<(ChannelRecord? Channel, bool MembersVisible)> DescribeChannelAsync(Caller caller, string topic, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(caller);
+        if (TaskBoardChannel.IsValidTopic(topic))
+        {
+            // A board is described by the room it follows (tasks:hub by nothing: it is open to everyone).
+            RequireTopicAllowed(caller, topic);
+            return topic == TaskBoardChannel.HubBoard ? (null, false) : await DescribeChannelAsync(caller, TaskBoardChannel.RoomOf(topic), cancellationToken);
+        }
         RequireValidTopic(topic);
         RequireTopicAllowed(caller, topic);
         var channel = (await _store.ListChannelsAsync(cancellationToken)).FirstOrDefault(c => c.Topic == topic);

@@ -53,7 +53,7 @@ public static class LiveAccess
                 // Subscribers who may no longer be there get phx_close, like a server-side leave; a room's
                 // task board follows the room (see IdentityService.JoinDecision).
                 var removed = 0;
-                string[] topics = topic.StartsWith("room:", StringComparison.Ordinal) ? [topic, "tasks:" + topic["room:".Length..]] : [topic];
+                string[] topics = topic.StartsWith("room:", StringComparison.Ordinal) ? [topic, Parley.Hub.Tasks.TaskBoardChannel.BoardOf(topic)] : [topic];
                 foreach (var connection in hub.Connections)
                 {
                     var principal = connection.Principal;
@@ -68,7 +68,11 @@ public static class LiveAccess
                 }
                 return removed;
             case CredentialChangeKind.ChannelRenamed when change.Topic is { } oldTopic:
-                return hub.Connections.Count(connection => connection.RemoveSubscription(oldTopic, sendClose: true));
+                // The room's board moved with it (see ParleyServerHost): its old name's subscribers leave too.
+                return hub.Connections.Count(connection => connection.RemoveSubscription(oldTopic, sendClose: true))
+                    + (oldTopic.StartsWith("room:", StringComparison.Ordinal)
+                        ? hub.Connections.Count(connection => connection.RemoveSubscription(Parley.Hub.Tasks.TaskBoardChannel.BoardOf(oldTopic), sendClose: true))
+                        : 0);
             default:
                 return 0;
         }

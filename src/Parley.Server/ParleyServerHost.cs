@@ -144,7 +144,16 @@ public sealed class ParleyServerHost : IAsyncDisposable
             var inbox = new InboxChannel(hub, inboxStore, new IdentityRecipientDirectory(identity));
             hub.Router.Add(inbox);
             inbox.RegisterLobbyCommands(hub.Lobby);
-            identity.MoveTopicHistory = hub.History.RenameTopicAsync;
+            identity.MoveTopicHistory = async (from, to, ct) =>
+            {
+                if (!await hub.History.RenameTopicAsync(from, to, ct))
+                {
+                    return false;
+                }
+                // A room's task board follows the room's rules, so it moves with the room.
+                await stateStore.RenameNamespaceAsync(TaskBoardChannel.BoardOf(from), TaskBoardChannel.BoardOf(to), ct);
+                return true;
+            };
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
             await app.StartAsync(cancellationToken);

@@ -24,7 +24,7 @@ internal sealed class SerializedConnection(SqliteConnection connection) : IAsync
             {
                 File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
-            SqlCommands.Execute(connection, $"PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = {(synchronousFull ? "FULL" : "NORMAL")}; PRAGMA foreign_keys = ON;");
+            SqlCommands.Execute(connection, $"PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = {(synchronousFull ? "FULL; PRAGMA fullfsync = ON" : "NORMAL")}; PRAGMA foreign_keys = ON;");
             return connection;
         }
         catch

@@ -81,8 +81,12 @@ public sealed class PresenceTests
         await JoinAsync(alice, aliceT, "room:other", "2");
 
         Assert.Empty(Events(shipperT, TopicPresence.StateEvent));
+        var (carol, carolT) = h.Connect("c", presence: true, principal: User("carol"));
+        await JoinAsync(carol, carolT, Room, "1"); // a diff the untracked reader must not hear
+        Assert.Contains(Diffs(aliceT), d => Keys(d.Payload.GetProperty("joins")).Contains("carol"));
+        Assert.Empty(Diffs(shipperT));
         Assert.DoesNotContain(Diffs(aliceT), d => Keys(d.Payload.GetProperty("joins")).Contains("shipper"));
-        Assert.Equal(["alice"], h.Hub.Presence.Snapshot(Room).Single().Members.Select(m => m.Key));
+        Assert.Equal(["alice", "carol"], h.Hub.Presence.Snapshot(Room).Single().Members.Select(m => m.Key));
 
         var before = shipperT.Frames.Count;
         await SendAsync(shipper, "9", "9", "room:third", PhoenixEvents.Join, "{\"presence\":\"no\"}");

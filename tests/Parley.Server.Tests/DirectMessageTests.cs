@@ -160,4 +160,59 @@ public sealed class DirectMessageTests : AuthenticatedHubTest
         Assert.True((await gina.JoinAsync("user:gina")).IsOk); // guests read their own inbox
         Assert.Equal("both of you", Assert.Single(await ReadDmsAsync(gina, 1)).GetProperty("body").GetString());
     }
+
+    [Fact]
+    public async Task Unread_messages_are_offered_again_on_the_next_join_and_a_waiting_fetch_does_not_hold_the_socket()
+    {
+        var alice = await ConnectAsUserAsync("alice");
+        var bobToken = await TokenAsync("bob");
+        var bob = await ConnectAsync(bobToken);
+        Assert.True((await bob.JoinAsync("user:bob")).IsOk);
+        var first = (await DmAsync(alice, new { to = "bob", body = "one" })).GetProperty("id").GetString()!;
+        Assert.Equal("one", Assert.Single(await ReadDmsAsync(bob, 1)).GetProperty("body").GetString());
+
+        // A new socket (the old one may have lost it) is offered the unread message again, then an ack settles it.
+        var again = await ConnectAsync(bobToken);
+        Assert.True((await again.JoinAsync("user:bob")).IsOk);
+        Assert.Equal(first, Assert.Single(await ReadDmsAsync(again, 1)).GetProperty("id").GetString());
+
+        // While a fetch waits on this socket, its other pushes are answered.
+        var waiting = again.PushAsync("user:bob", "inbox", new { wait_ms = 5000, after = 1 });
+        var acked = await again.PushAsync("user:bob", "ack", new { ids = new[] { first } }).WaitAsync(TimeSpan.FromSeconds(2));
+        Assert.Equal(1, acked.Response.GetProperty("read").GetInt32());
+        Assert.False(waiting.IsCompleted);
+        await DmAsync(alice, new { to = "bob", body = "two" });
+        var fetched = await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("two", Assert.Single(fetched.Response.GetProperty("messages").EnumerateArray()).GetProperty("body").GetString());
+
+        var third = await ConnectAsync(bobToken);
+        Assert.True((await third.JoinAsync("user:bob", joinParams: new System.Text.Json.Nodes.JsonObject { ["after"] = 1 })).IsOk);
+        Assert.Equal("two", Assert.Single(await ReadDmsAsync(third, 1)).GetProperty("body").GetString()); // read ones are not offered
+    }
+
+    [Fact]
+    public async Task A_busy_status_ends_with_the_users_last_presence_connection_and_releases_what_waited()
+    {
+        var alice = await ConnectAsUserAsync("alice");
+        var bobToken = await TokenAsync("bob");
+        var inbox = await ConnectAsync(bobToken);
+        Assert.True((await inbox.JoinAsync("user:bob")).IsOk);
+        var status = await ConnectAsync(bobToken);
+        Assert.True((await status.PushAsync("hub:lobby", "presence.update", new { status = "dnd" })).IsOk);
+        await DmAsync(alice, new { to = "bob", body = "later" });
+        await Task.Delay(300);
+        Assert.False(inbox.Messages.TryRead(out _));
+
+        await DropAsync(status); // the connection that set dnd is gone: bob is idle again
+        Assert.Equal("later", Assert.Single(await ReadDmsAsync(inbox, 1)).GetProperty("body").GetString());
+    }
+
+    [Fact]
+    public async Task An_api_key_without_a_user_has_no_inbox_and_sends_no_direct_messages()
+    {
+        await TokenAsync("bob");
+        var key = await ConnectAsync(Id.OwnerKey); // key:initial-owner
+        Assert.Equal("forbidden", (await key.PushAsync("hub:lobby", "dm", new { to = "bob", body = "hi" })).Reason);
+        Assert.Equal("forbidden", (await key.JoinAsync("user:key:initial-owner")).Reason);
+    }
 }

@@ -113,4 +113,31 @@ public sealed class TaskBoardTests : AuthenticatedHubTest
         await Id.CallAsync(HttpMethod.Post, "/api/channels/room:secret/members", new { user = "bob" }, bearer: Id.OwnerKey);
         Assert.True((await bob.JoinAsync("tasks:secret")).IsOk);
     }
+
+    [Fact]
+    public async Task A_board_is_never_registered_itself_and_moves_with_its_renamed_room()
+    {
+        await Id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "tasks:ops", @private = false }, expect: HttpStatusCode.BadRequest);
+
+        var mia = await ConnectAsUserAsync("mia");
+        await Id.CallAsync(HttpMethod.Post, "/api/channels", new { topic = "room:team", @private = true }, expect: HttpStatusCode.Created);
+        await Id.CallAsync(HttpMethod.Post, "/api/channels/room:team/members", new { user = "mia" });
+        Assert.True((await mia.JoinAsync("tasks:team")).IsOk);
+        var id = (await OkAsync(mia, "tasks:team", "create", new { title = "keep me" })).GetProperty("id").GetString();
+
+        await Id.CallAsync(HttpMethod.Post, "/api/channels/room:team/rename", new { topic = "room:crew" });
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while ((await mia.Messages.ReadAsync(timeout.Token)) is not { Topic: "tasks:team", Event: "phx_close" })
+        {
+        }
+        var moved = await mia.JoinAsync("tasks:crew");
+        Assert.True(moved.IsOk, moved.Response.ToString());
+        Assert.Equal(id, Assert.Single(moved.Response.GetProperty("tasks").EnumerateArray()).GetProperty("id").GetString());
+
+        var carol = await ConnectAsUserAsync("carol");
+        Assert.Equal("forbidden", (await carol.JoinAsync("tasks:crew")).Reason); // still private: it follows room:crew now
+        var old = await carol.JoinAsync("tasks:team");
+        Assert.True(old.IsOk);
+        Assert.Empty(old.Response.GetProperty("tasks").EnumerateArray()); // nothing left behind under the old name
+    }
 }

@@ -139,21 +139,24 @@ internal static class StateCommands
             var topic = Topic(parse.GetValue(ns)!);
             return await ClientCommands.FollowAsync(client, "state watch", topic, since: null, null, StateChangeEvent,
                 joined => PrintSnapshot(joined.Response, json), change => PrintChange(change, json),
-                (rejoined, stop) => ResyncAsync(client, rejoined, json, stop), ct);
+                ReprintOnRejoin("namespace", snapshot => PrintSnapshot(snapshot, json)), ct);
         }));
         return command;
     }
 
-    // A rejoin gets no replay of state changes: print the namespace again so the watcher's view is whole.
-    private static async Task ResyncAsync(ParleyClient client, Rejoined rejoined, bool json, CancellationToken ct)
+    // A rejoin gets no replay of changes: its reply is the fresh snapshot, printed so the watcher's view is whole.
+    private static async Task ResyncAsync(Rejoined rejoined, string noun, Action<JsonElement> print)
     {
-        var listed = await client.PushAsync(rejoined.Topic, "list", new { }, ct);
-        if (listed.IsOk)
+        if (rejoined.Reply.ValueKind == JsonValueKind.Object && rejoined.Reply.TryGetProperty("revision", out var revision))
         {
-            await Console.Error.WriteLineAsync($"parley: rejoined {rejoined.Topic}; the namespace as of revision {listed.Response.GetProperty("revision").GetInt64()}:");
-            PrintSnapshot(listed.Response, json);
+            await Console.Error.WriteLineAsync($"parley: rejoined {rejoined.Topic}; the {noun} as of revision {revision.GetInt64()}:");
+            print(rejoined.Reply);
         }
     }
+
+    /// <summary>The rejoin hook of a snapshot watcher: prints the rejoin reply's snapshot with <paramref name="print"/>.</summary>
+    internal static Func<Rejoined, CancellationToken, Task> ReprintOnRejoin(string noun, Action<JsonElement> print) =>
+        (rejoined, _) => ResyncAsync(rejoined, noun, print);
 
     private static void PrintSnapshot(JsonElement snapshot, bool json)
     {

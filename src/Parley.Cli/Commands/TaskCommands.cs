@@ -139,15 +139,7 @@ internal static class TaskCommands
             var topic = Topic(parse.GetValue(board));
             return await ClientCommands.FollowAsync(client, "tasks watch", topic, since: null, null, "task_change",
                 joined => PrintBoard(joined.Response, json), change => PrintChange(change, json),
-                async (rejoined, stop) =>
-                {
-                    var listed = await client.PushAsync(rejoined.Topic, "list", new { }, stop);
-                    if (listed.IsOk)
-                    {
-                        await Console.Error.WriteLineAsync($"parley: rejoined {rejoined.Topic}; the board as of revision {listed.Response.GetProperty("revision").GetInt64()}:");
-                        PrintBoard(listed.Response, json);
-                    }
-                }, ct);
+                StateCommands.ReprintOnRejoin("board", snapshot => PrintBoard(snapshot, json)), ct);
         }));
         return command;
     }

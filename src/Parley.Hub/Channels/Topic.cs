@@ -195,7 +195,10 @@ public sealed class Topic
     /// Sends a frame that is not part of the durable history (e.g. a presence diff) to every live
     /// subscriber. Not counted as a delivered message. Returns how many subscribers took it.
     /// </summary>
-    public int Broadcast(byte[] frame)
+    public int Broadcast(byte[] frame) => Broadcast(frame, trackedOnly: false);
+
+    // Presence diffs go only to subscriptions presence tracks: a presence: false join hears none.
+    internal int Broadcast(byte[] frame, bool trackedOnly)
     {
         var delivered = 0;
         lock (_lock)
@@ -203,7 +206,7 @@ public sealed class Topic
             for (var i = 0; i < _subscribers.Count; i++)
             {
                 var subscriber = _subscribers[i];
-                if (!subscriber.IsBuffering && subscriber.Connection.Send(frame))
+                if (!subscriber.IsBuffering && (!trackedOnly || subscriber.Presence is not null) && subscriber.Connection.Send(frame))
                 {
                     delivered++;
                 }

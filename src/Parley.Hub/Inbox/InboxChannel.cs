@@ -74,15 +74,22 @@ public sealed class InboxChannel : IChannelHandler
     {
         var (connection, message) = request;
         var owner = message.Topic[Prefix.Length..];
-        if (!connection.Principal.IsAuthenticated || owner != connection.Principal.Name)
+        if (!connection.Principal.IsAuthenticated || owner != connection.Principal.Name || IsUserless(connection.Principal.Name))
         {
-            connection.ReplyError(message, ErrorReasons.Forbidden, $"only {owner} may join {message.Topic}");
+            connection.ReplyError(message, ErrorReasons.Forbidden, IsUserless(owner) ? "API keys without a user have no inbox" : $"only {owner} may join {message.Topic}");
             return null;
         }
-        var subscriber = await _gates.JoinWithSnapshotAsync(_hub, connection, message, _ => ValueTask.FromResult(0),
-            static (w, _) => { w.WriteStartObject(); w.WriteEndObject(); }, cancellationToken);
-        await DeliverQueuedAsync(owner, cancellationToken); // what waited while they were away
-        return subscriber;
+        if (!TryNumber(message.Payload, "after", 0, long.MaxValue, 0, out var after, out var error))
+        {
+            connection.ReplyError(message, ErrorReasons.InvalidPayload, error);
+            return null;
+        }
+        // Under the inbox's gate, right after the reply: every unread message after `after` that the
+        // recipient's status allows, to this socket, in order (unread ones are offered again on every
+        // join until acked: a socket that died may have taken them with it).
+        return await _gates.JoinWithSnapshotAsync(_hub, connection, message, _ => ValueTask.FromResult(0),
+            static (w, _) => { w.WriteStartObject(); w.WriteEndObject(); }, cancellationToken,
+            afterJoin: (subscriber, ct) => OfferAsync(owner, after, Unread, frame => subscriber.Connection.Send(frame), ct));
     }
 
     /// <inheritdoc />
@@ -128,9 +135,9 @@ public sealed class InboxChannel : IChannelHandler
     private async ValueTask SendAsync(HubConnection connection, PhoenixMessage message, CancellationToken cancellationToken)
     {
         var sender = connection.Principal;
-        if (!sender.IsAuthenticated || !sender.CanWrite)
+        if (!sender.IsAuthenticated || !sender.CanWrite || IsUserless(sender.Name))
         {
-            connection.ReplyError(message, ErrorReasons.Forbidden, "guests, read-only keys and anonymous sockets cannot send direct messages");
+            connection.ReplyError(message, ErrorReasons.Forbidden, "guests, read-only keys, API keys without a user and anonymous sockets cannot send direct messages (nobody could answer)");
             return;
         }
         var payload = message.Payload;
@@ -191,7 +198,8 @@ public sealed class InboxChannel : IChannelHandler
         }
     }
 
-    // Under the recipient's gate: push each queued message their status allows to their live inbox sockets, in seq order, once.
+    // Under the recipient's gate: push each queued message their status allows to their live inbox
+    // sockets, in seq order, once; only what a socket took becomes delivered.
     private async ValueTask DeliverQueuedAsync(string recipient, CancellationToken cancellationToken)
     {
         var topic = Prefix + recipient;
@@ -203,26 +211,52 @@ public sealed class InboxChannel : IChannelHandler
             {
                 return; // offline: everything waits for the next join or fetch
             }
-            var busy = _hub.Presence.StatusOf(recipient) is "working" or "dnd";
-            var queued = await _store.ReadAsync(recipient, 0, QueuedOnly, 1000, cancellationToken);
-            var pushed = new List<long>();
-            foreach (var item in queued)
-            {
-                if (busy && item.Message.Priority != DmPriorities.Now)
-                {
-                    continue;
-                }
-                NamespaceGates.Broadcast(_hub, topic, DmEvent, item, static (w, i) => WriteItem(w, i));
-                pushed.Add(item.Seq);
-            }
-            if (pushed.Count > 0)
-            {
-                await _store.MarkAsync(recipient, pushed, DeliveryStates.Delivered, _hub.NowMs, cancellationToken);
-            }
+            await OfferAsync(recipient, 0, QueuedOnly, frame => live.Broadcast(frame) > 0, cancellationToken);
         }
         finally
         {
             gate.Release();
+        }
+    }
+
+    // Pages through the recipient's items in `states` after `after`, sends each their status allows with
+    // `send`, and marks the queued ones a socket took as delivered. Failures are logged, never thrown:
+    // callers have already answered their client.
+    private async Task OfferAsync(string recipient, long after, IReadOnlyCollection<string> states, Func<byte[], bool> send, CancellationToken cancellationToken)
+    {
+        const int Page = 500;
+        try
+        {
+            var busy = _hub.Presence.StatusOf(recipient) is "working" or "dnd";
+            while (true)
+            {
+                var page = await _store.ReadAsync(recipient, after, states, Page, cancellationToken);
+                var taken = new List<long>();
+                foreach (var item in page)
+                {
+                    after = item.Seq;
+                    if (busy && item.Message.Priority != DmPriorities.Now)
+                    {
+                        continue; // waits for the status to change, a fetch, or the next join
+                    }
+                    if (send(WireFrames.Text(null, null, Prefix + recipient, DmEvent, item, static (w, i) => WriteItem(w, i))) && item.State == DeliveryStates.Queued)
+                    {
+                        taken.Add(item.Seq);
+                    }
+                }
+                if (taken.Count > 0)
+                {
+                    await _store.MarkAsync(recipient, taken, DeliveryStates.Delivered, _hub.NowMs, cancellationToken);
+                }
+                if (page.Count < Page)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            InboxLog.DeliveryFailed(_hub.Logger, recipient, ex);
         }
     }
 
@@ -243,10 +277,40 @@ public sealed class InboxChannel : IChannelHandler
         var items = await _store.ReadAsync(me, after, Unread, (int)limit, cancellationToken);
         if (items.Count == 0 && waitMs > 0)
         {
-            // Park until a message arrives for me or the wait runs out; a shutting-down _hub ends it too.
-            await Task.WhenAny(arrival.Task, Task.Delay(TimeSpan.FromMilliseconds(waitMs), cancellationToken));
-            items = await _store.ReadAsync(me, after, Unread, (int)limit, cancellationToken);
+            // The socket keeps serving (heartbeats, acks, leaves) while the fetch waits: it is answered later.
+            _ = AnswerWhenArrivedAsync(connection, message, me, after, (int)limit, arrival.Task, TimeSpan.FromMilliseconds(waitMs));
+            return;
         }
+        await AnswerFetchAsync(connection, message, me, items, cancellationToken);
+    }
+
+    private async Task AnswerWhenArrivedAsync(HubConnection connection, PhoenixMessage message, string me, long after, int limit, Task arrival, TimeSpan wait)
+    {
+        try
+        {
+            var deadline = _hub.Time.GetUtcNow() + wait;
+            // Ends early when a message arrives, the socket closes or the hub stops.
+            while (!arrival.IsCompleted && !connection.IsClosing && !_hub.IsShuttingDown && _hub.Time.GetUtcNow() < deadline)
+            {
+                await Task.WhenAny(arrival, Task.Delay(TimeSpan.FromMilliseconds(250)));
+            }
+            if (connection.IsClosing)
+            {
+                return;
+            }
+            var items = await _store.ReadAsync(me, after, Unread, limit, CancellationToken.None);
+            await AnswerFetchAsync(connection, message, me, items, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            InboxLog.DeliveryFailed(_hub.Logger, me, ex);
+            connection.ReplyError(message, ErrorReasons.InternalError);
+        }
+    }
+
+    // What a fetch hands over is delivered.
+    private async Task AnswerFetchAsync(HubConnection connection, PhoenixMessage message, string me, IReadOnlyList<InboxItem> items, CancellationToken cancellationToken)
+    {
         var gate = _gates.For(Prefix + me);
         await gate.WaitAsync(cancellationToken);
         try
@@ -276,6 +340,11 @@ public sealed class InboxChannel : IChannelHandler
 
     private async ValueTask AckAsync(HubConnection connection, PhoenixMessage message, CancellationToken cancellationToken)
     {
+        if (!connection.Principal.CanWrite)
+        {
+            connection.ReplyError(message, ErrorReasons.Forbidden, "a read-only credential reads the inbox but does not mark messages read");
+            return;
+        }
         if (!message.Payload.TryGetProperty("ids"u8, out var ids) || ids.ValueKind != JsonValueKind.Array || ids.GetArrayLength() is 0 or > 1000
             || ids.EnumerateArray().Any(i => i.ValueKind != JsonValueKind.String))
         {
@@ -325,6 +394,9 @@ public sealed class InboxChannel : IChannelHandler
             w.WriteEndObject();
         });
     }
+
+    // Userless API keys act as key:<name>: not a user, so no inbox and no DMs.
+    private static bool IsUserless(string name) => name.StartsWith("key:", StringComparison.Ordinal);
 
     // ---- payloads ----
 
@@ -383,7 +455,7 @@ public sealed class InboxChannel : IChannelHandler
     {
         value = fallback;
         error = $"{name} must be a whole number in [{min}, {max}]";
-        if (!payload.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        if (payload.ValueKind != JsonValueKind.Object || !payload.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
         {
             return true;
         }

@@ -130,6 +130,7 @@ public sealed class PresenceTracker : IDisposable
         {
             return;
         }
+        string lastStatus;
         lock (user)
         {
             if (--user.Connections > 0)
@@ -137,8 +138,14 @@ public sealed class PresenceTracker : IDisposable
                 return;
             }
             user.Dead = true;
+            lastStatus = user.Status;
         }
         _users.TryRemove(new KeyValuePair<string, PresenceUser>(user.Name, user));
+        if (!string.Equals(lastStatus, PresenceValues.DefaultStatus, StringComparison.Ordinal))
+        {
+            // The status lived with the user's connections; it is idle again (what waited for it may go now).
+            StatusChanged?.Invoke(user.Name, PresenceValues.DefaultStatus);
+        }
     }
 
     private PresenceUser Attach(string name)
@@ -168,16 +175,15 @@ public sealed class PresenceTracker : IDisposable
     {
         ArgumentNullException.ThrowIfNull(connection);
         var user = connection.PresenceUser ??= Attach(connection.Principal.Name);
-        var before = user.Status;
-        var result = UpdateLocked(user, status, summary, hidden);
-        if (!string.Equals(before, result.Status, StringComparison.Ordinal))
+        var (result, statusChanged) = UpdateLocked(user, status, summary, hidden);
+        if (statusChanged)
         {
             StatusChanged?.Invoke(user.Name, result.Status);
         }
         return result;
     }
 
-    private (string Status, string? Summary, bool Hidden) UpdateLocked(PresenceUser user, string? status, string? summary, bool? hidden)
+    private ((string Status, string? Summary, bool Hidden) Result, bool StatusChanged) UpdateLocked(PresenceUser user, string? status, string? summary, bool? hidden)
     {
         lock (user)
         {
@@ -187,8 +193,9 @@ public sealed class PresenceTracker : IDisposable
             var metaChanged = !string.Equals(newStatus, user.Status, StringComparison.Ordinal) || !string.Equals(newSummary, user.Summary, StringComparison.Ordinal);
             if (!metaChanged && newHidden == user.Hidden)
             {
-                return (user.Status, user.Summary, user.Hidden);
+                return ((user.Status, user.Summary, user.Hidden), false);
             }
+            var statusChanged = !string.Equals(newStatus, user.Status, StringComparison.Ordinal);
             user.Status = newStatus;
             user.Summary = newSummary;
             user.Hidden = newHidden;
@@ -214,7 +221,7 @@ public sealed class PresenceTracker : IDisposable
                     entry.Topic.Replace(user.Name, old, entry.Meta);
                 }
             }
-            return (user.Status, user.Summary, user.Hidden);
+            return ((user.Status, user.Summary, user.Hidden), statusChanged);
         }
     }
 

@@ -108,7 +108,7 @@ internal sealed class TopicPresence(Topic topic, PresenceTracker tracker)
                 WriteGrouped(w, s.leaves);
                 w.WriteEndObject();
             });
-            Topic.Broadcast(frame);
+            Topic.Broadcast(frame, trackedOnly: true);
         }
     }
 

@@ -34,8 +34,12 @@ public readonly record struct StateWriteResult(StateWriteOutcome Outcome, StateE
 
 /// <summary>Limits a store enforces per namespace inside the write's transaction.</summary>
 /// <param name="MaxKeys">Keys a namespace may hold.</param>
-/// <param name="MaxBytes">Total bytes of keys and values a namespace may hold.</param>
-public readonly record struct StateLimits(int MaxKeys, long MaxBytes);
+/// <param name="MaxBytes">Total size a namespace may hold: the UTF-8 bytes of every key and value plus <see cref="EntryOverheadBytes"/> per key.</param>
+public readonly record struct StateLimits(int MaxKeys, long MaxBytes)
+{
+    /// <summary>What an entry costs beyond its key and value in a snapshot (version, author, times, JSON punctuation), counted against <see cref="MaxBytes"/>.</summary>
+    public const int EntryOverheadBytes = 128;
+}
 
 /// <summary>
 /// Durable key-value state by namespace (<c>state:&lt;namespace&gt;</c> topics; docs/protocol.md §State).
@@ -57,6 +61,13 @@ public interface IStateStore : IAsyncDisposable
     /// key must be absent); N only replaces version N (compare-and-set).
     /// </summary>
     ValueTask<StateWriteResult> SetAsync(string ns, string key, string valueJson, long? expectedVersion, string author, long nowMs, StateLimits limits, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Moves every key of <paramref name="from"/> into <paramref name="to"/> (a renamed room's task board).
+    /// Keys already in <paramref name="to"/> stay and win over a moved key of the same name; the target's
+    /// revision becomes the sum of both, so it never goes back. Returns how many keys moved.
+    /// </summary>
+    ValueTask<int> RenameNamespaceAsync(string from, string to, CancellationToken cancellationToken = default);
 
     /// <summary>Deletes a key; <paramref name="expectedVersion"/>: null deletes unconditionally, N only version N.</summary>
     ValueTask<StateWriteResult> DeleteAsync(string ns, string key, long? expectedVersion, string author, long nowMs, CancellationToken cancellationToken = default);

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Parley.Hub.Channels;
 using Parley.Hub.Connections;
@@ -7,24 +6,32 @@ using Parley.Protocol;
 namespace Parley.Hub.State;
 
 /// <summary>
-/// One async gate per topic for channels whose joins carry a snapshot (state namespaces, task boards): a
+/// Async gates for channels whose joins carry a snapshot (state namespaces, task boards, inboxes): a
 /// write and its broadcast, or a join's snapshot and subscription, hold the topic's gate, so a joiner's
-/// snapshot is exactly what precedes the next change event. Gates live as long as the hub (a few dozen
-/// bytes per topic ever written).
+/// snapshot is exactly what precedes the next change event. A fixed set of gates is shared by hashing
+/// the topic name, so memory stays bounded however many topics are ever touched; two topics sharing a
+/// gate only wait for each other. Code holding a gate never asks for another (no deadlock).
 /// </summary>
 public sealed class NamespaceGates
 {
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+    private const int Stripes = 256;
+    private readonly SemaphoreSlim[] _gates = [.. Enumerable.Range(0, Stripes).Select(_ => new SemaphoreSlim(1, 1))];
 
     /// <summary>The gate of <paramref name="topic"/>.</summary>
-    public SemaphoreSlim For(string topic) => _gates.GetOrAdd(topic, static _ => new SemaphoreSlim(1, 1));
+    public SemaphoreSlim For(string topic)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        return _gates[(int)((uint)StringComparer.Ordinal.GetHashCode(topic) % Stripes)];
+    }
 
     /// <summary>
     /// Joins <paramref name="message"/>'s topic under its gate: loads the snapshot, subscribes, and replies
     /// ok with the snapshot written by <paramref name="writeReply"/> before any later change can be broadcast.
     /// </summary>
+    /// <param name="afterJoin">Runs under the gate after the reply and the subscription (e.g. to send what waited); it must not throw.</param>
     public async ValueTask<Subscriber> JoinWithSnapshotAsync<TSnapshot>(ParleyHub hub, HubConnection connection, PhoenixMessage message,
-        Func<CancellationToken, ValueTask<TSnapshot>> load, Action<Utf8JsonWriter, TSnapshot> writeReply, CancellationToken cancellationToken)
+        Func<CancellationToken, ValueTask<TSnapshot>> load, Action<Utf8JsonWriter, TSnapshot> writeReply, CancellationToken cancellationToken,
+        Func<Subscriber, CancellationToken, Task>? afterJoin = null)
     {
         ArgumentNullException.ThrowIfNull(hub);
         ArgumentNullException.ThrowIfNull(connection);
@@ -46,6 +53,10 @@ public sealed class NamespaceGates
             while (subscriber is null);
             connection.ReplyOk(message, snapshot, writeReply);
             topic.CompleteSubscribe(subscriber);
+            if (afterJoin is not null)
+            {
+                await afterJoin(subscriber, cancellationToken);
+            }
             return subscriber;
         }
         finally

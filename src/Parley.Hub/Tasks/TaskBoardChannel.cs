@@ -36,6 +36,15 @@ public sealed class TaskBoardChannel(ParleyHub hub, IStateStore store, StateOpti
     /// <inheritdoc />
     public string TopicPrefix => Prefix;
 
+    /// <summary>The hub-wide board, open to every authenticated principal.</summary>
+    public const string HubBoard = "tasks:hub";
+
+    /// <summary>The room a board follows for access: <c>tasks:ops</c> → <c>room:ops</c>.</summary>
+    public static string RoomOf(string board) => "room:" + board[Prefix.Length..];
+
+    /// <summary>The board beside a room: <c>room:ops</c> → <c>tasks:ops</c>.</summary>
+    public static string BoardOf(string room) => Prefix + room["room:".Length..];
+
     /// <summary>True when <paramref name="topic"/> is <c>tasks:</c> plus 1–100 of <c>[A-Za-z0-9._-]</c>.</summary>
     public static bool IsValidTopic(string topic) =>
         topic.StartsWith(Prefix, StringComparison.Ordinal) && StateChannel.IsValidTopic("state:" + topic[Prefix.Length..]);

@@ -67,7 +67,7 @@ public sealed class SqliteStateStore : IStateStore
                 return new StateWriteResult(StateWriteOutcome.Conflict, null, current?.Version ?? 0);
             }
             var (revision, keys, bytes) = Namespace(c, ns);
-            var size = Encoding.UTF8.GetByteCount(key) + Encoding.UTF8.GetByteCount(valueJson);
+            var size = Encoding.UTF8.GetByteCount(key) + Encoding.UTF8.GetByteCount(valueJson) + StateLimits.EntryOverheadBytes;
             keys += current is null ? 1 : 0;
             bytes += size - (current?.Size ?? 0);
             if (keys > limits.MaxKeys || bytes > limits.MaxBytes)
@@ -105,6 +105,24 @@ public sealed class SqliteStateStore : IStateStore
             SaveNamespace(c, ns, revision, keys - 1, bytes - current.Size);
             tx.Commit();
             return new StateWriteResult(StateWriteOutcome.Written, new StateEntry(key, current.Value, current.Version, author, nowMs, revision), current.Version);
+        }, cancellationToken);
+
+    public ValueTask<int> RenameNamespaceAsync(string from, string to, CancellationToken cancellationToken = default) =>
+        _connection.RunAsync(c =>
+        {
+            using var tx = c.BeginTransaction(deferred: false);
+            var (fromRevision, _, _) = Namespace(c, from);
+            var (toRevision, _, _) = Namespace(c, to);
+            var moved = NonQuery(c, "UPDATE OR IGNORE state_entries SET ns = $to WHERE ns = $from", ("$to", to), ("$from", from));
+            NonQuery(c, "DELETE FROM state_entries WHERE ns = $from", ("$from", from));
+            NonQuery(c, "DELETE FROM state_namespaces WHERE ns = $from", ("$from", from));
+            var (keys, bytes) = Query(c, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM state_entries WHERE ns = $to", static r => (r.GetInt64(0), r.GetInt64(1)), ("$to", to))[0];
+            if (keys > 0 || toRevision > 0)
+            {
+                SaveNamespace(c, to, fromRevision + toRevision, keys, bytes);
+            }
+            tx.Commit();
+            return moved;
         }, cancellationToken);
 
     public ValueTask DisposeAsync() => _connection.DisposeAsync();

@@ -97,7 +97,7 @@ public abstract class StateStoreSpec : IAsyncLifetime
     public async Task A_namespace_over_its_key_or_byte_budget_refuses_the_write()
     {
         var store = await NewAsync();
-        var twoKeys = new StateLimits(MaxKeys: 2, MaxBytes: 100);
+        var twoKeys = new StateLimits(MaxKeys: 2, MaxBytes: (2 * (2 + StateLimits.EntryOverheadBytes)) + 10); // two one-byte keys with one-byte values
         await Set(store, "a", "1", limits: twoKeys);
         await Set(store, "b", "1", limits: twoKeys);
         Assert.Equal(StateWriteOutcome.Full, (await Set(store, "c", "1", limits: twoKeys)).Outcome);
@@ -127,6 +127,24 @@ public abstract class StateStoreSpec : IAsyncLifetime
         Assert.Equal(["alpha", "mid/x:1"], snapshot.Entries.Select(e => e.Key));
         Assert.Equal("[1,2]", snapshot.Entries[0].ValueJson);
         Assert.Equal(5, (await Set(reopened, "more", "1")).Entry!.Revision);
+    }
+
+    [Fact]
+    public async Task Renaming_a_namespace_moves_its_keys_keeps_the_targets_and_never_lowers_the_revision()
+    {
+        var store = await NewAsync();
+        await Set(store, "t-1", "1", ns: "tasks:old");
+        await Set(store, "t-2", "2", ns: "tasks:old");
+        await Set(store, "t-2", "kept", ns: "tasks:new");
+        Assert.Equal(1, await store.RenameNamespaceAsync("tasks:old", "tasks:new"));
+
+        var moved = await store.LoadAsync("tasks:new");
+        Assert.Equal(["t-1", "t-2"], moved.Entries.Select(e => e.Key));
+        Assert.Equal("kept", moved.Entries[1].ValueJson);
+        Assert.Equal(3, moved.Revision);
+        Assert.Empty((await store.LoadAsync("tasks:old")).Entries);
+        Assert.Equal(4, (await Set(store, "t-3", "3", ns: "tasks:new")).Entry!.Revision);
+        Assert.Equal(0, await store.RenameNamespaceAsync("tasks:none", "tasks:other"));
     }
 
     [Fact]
