@@ -254,7 +254,17 @@ public sealed class MessageStreamTests : AuthenticatedHubTest
         await using var _ = healthy;
         await using var __ = stalled;
         await ReadJsonAsync(healthy);
-        await ReadJsonAsync(stalled); // then it stops reading
+        await ReadJsonAsync(stalled); // then it stops reading (but keeps pinging: this class's idle timeout is 2 s)
+        using var stopPinging = new CancellationTokenSource();
+        var pinger = Task.Run(async () =>
+        {
+            while (!stopPinging.IsCancellationRequested)
+            {
+                await healthy.SendTextAsync("""{"type":"ping"}""");
+                await stalled.SendTextAsync("""{"type":"ping"}""");
+                await Task.Delay(500);
+            }
+        });
 
         const int Total = 3_000;
         var healthyIds = new List<string>();
@@ -275,9 +285,14 @@ public sealed class MessageStreamTests : AuthenticatedHubTest
                     sawFinal.TrySetException(ex);
                     return;
                 }
-                if (json["type"]!.GetValue<string>() == "snapshot")
+                var type = json["type"]!.GetValue<string>();
+                if (type == "snapshot")
                 {
                     healthySnapshots++;
+                    continue;
+                }
+                if (type == "pong")
+                {
                     continue;
                 }
                 var id = json["message_id"]!.GetValue<string>();
@@ -320,6 +335,10 @@ public sealed class MessageStreamTests : AuthenticatedHubTest
         while (true)
         {
             var json = await ReadJsonAsync(stalled, timeout: TimeSpan.FromSeconds(10));
+            if (json["type"]!.GetValue<string>() == "pong")
+            {
+                continue;
+            }
             if (json["type"]!.GetValue<string>() == "snapshot")
             {
                 resnapshot = json;
@@ -337,8 +356,14 @@ public sealed class MessageStreamTests : AuthenticatedHubTest
         if (recent[^1] != "m-final")
         {
             var next = await ReadJsonAsync(stalled);
+            while (next["type"]!.GetValue<string>() == "pong")
+            {
+                next = await ReadJsonAsync(stalled);
+            }
             Assert.True(string.CompareOrdinal(next["message_id"]!.GetValue<string>(), recent[^1]) > 0);
         }
+        await stopPinging.CancelAsync();
+        await pinger;
         var metrics = await new HttpClient { BaseAddress = Hub.BaseUrl }.GetStringAsync("/metrics");
         var line = metrics.Split('\n').Single(l => l.StartsWith("parley_plain_stream_resyncs_total ", StringComparison.Ordinal));
         Assert.True(double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 1, line);
