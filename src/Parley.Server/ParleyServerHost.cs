@@ -155,6 +155,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             inbox.RegisterLobbyCommands(hub.Lobby);
             hub.Router.Add(new MessageEventsChannel(hub, messageEvents));
             MapStreams(app, messageEvents);
+            PlainStreamAccess.Follow(identity, app.Services.GetRequiredService<PlainStreamRegistry>());
             IdentityEndpoints.MapMessages(app, identity, inboxStore);
             identity.MoveTopicHistory = hub.History.RenameTopicAsync;
             MapEndpoints(app, hub);

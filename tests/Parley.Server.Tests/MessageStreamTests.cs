@@ -231,6 +231,23 @@ public sealed class MessageStreamTests : AuthenticatedHubTest
     }
 
     [Fact]
+    public async Task A_ban_ends_the_users_streams_at_once_with_4403()
+    {
+        var carolToken = await TokenAsync("carol");
+        await using var socket = await StreamAsync(carolToken);
+        await ReadJsonAsync(socket);
+        await Id.CallAsync(HttpMethod.Post, "/api/users/carol/ban");
+        var error = await ReadJsonAsync(socket);
+        Assert.Equal(("error", "forbidden"), (error["type"]!.GetValue<string>(), error["code"]!.GetValue<string>()));
+        Assert.Equal(4403, (await socket.ReadCloseAsync()).CloseCode);
+        var (again, response) = await RawWebSocket.TryConnectAsync(Hub.BaseUrl, "/ws/messages?token=" + Uri.EscapeDataString(carolToken), subprotocols: null);
+        await using (again)
+        {
+            Assert.StartsWith("HTTP/1.1 403", response, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Shutting_the_hub_down_closes_streams_with_1001()
     {
         await using var first = await StreamAsync(Id.OwnerKey);

@@ -171,8 +171,8 @@ internal sealed class PlainStreamConnection
         {
             if (await OpenAsync(stream))
             {
-                var idle = _options.IdleTimeout;
-                _idleTimer = new Timer(static s => ((PlainStreamConnection)s!).CheckIdle(), this, idle, Timeout.InfiniteTimeSpan);
+                // Checks silence and credential expiry; the first check at once re-arms it for whichever comes first.
+                _idleTimer = new Timer(static s => ((PlainStreamConnection)s!).CheckIdle(), this, TimeSpan.Zero, Timeout.InfiniteTimeSpan);
             }
             await ReadLoopAsync();
         }
@@ -254,9 +254,21 @@ internal sealed class PlainStreamConnection
             Close(CloseStatus.GoingAway, "idle timeout");
             return;
         }
+        var next = _options.IdleTimeout - silent;
+        if (Principal.ExpiresAtMs is { } expiresAtMs)
+        {
+            // The credential runs out while streaming: 4401, like the Phoenix socket (reconnect with a fresh token).
+            var left = TimeSpan.FromMilliseconds(expiresAtMs - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            if (left <= TimeSpan.Zero)
+            {
+                Fail(401, "token_expired", "the credential expired: reconnect with a fresh one");
+                return;
+            }
+            next = left < next ? left : next;
+        }
         try
         {
-            _idleTimer?.Change(_options.IdleTimeout - silent, Timeout.InfiniteTimeSpan);
+            _idleTimer?.Change(next, Timeout.InfiniteTimeSpan);
         }
         catch (ObjectDisposedException)
         {

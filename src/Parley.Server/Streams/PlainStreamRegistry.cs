@@ -102,6 +102,22 @@ internal sealed class PlainStreamRegistry(ServerOptions options, ILoggerFactory 
         }
     }
 
+    /// <summary>Ends every live stream whose principal matches with an error frame and 4000 + <paramref name="httpStatus"/>; returns how many.</summary>
+    public int FailWhere(Func<Parley.Hub.Auth.ConnectionPrincipal, bool> match, int httpStatus, string code, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(match);
+        var closed = 0;
+        foreach (var connection in _live.Keys)
+        {
+            if (!connection.IsClosing && match(connection.Principal))
+            {
+                connection.Fail(httpStatus, code, reason);
+                closed++;
+            }
+        }
+        return closed;
+    }
+
     internal void Untrack(PlainStreamConnection connection) => _live.TryRemove(connection, out _);
 
     internal void CountResync() => Interlocked.Increment(ref _resyncs);
