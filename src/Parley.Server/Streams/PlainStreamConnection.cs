@@ -172,7 +172,8 @@ internal sealed class PlainStreamConnection
             if (await OpenAsync(stream))
             {
                 // Checks silence and credential expiry; the first check at once re-arms it for whichever comes first.
-                _idleTimer = new Timer(static s => ((PlainStreamConnection)s!).CheckIdle(), this, TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+                _idleTimer = new Timer(static s => ((PlainStreamConnection)s!).CheckIdle(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _idleTimer.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan); // armed only once assigned: the callback re-arms it
             }
             await ReadLoopAsync();
         }
