@@ -19,6 +19,7 @@ using Parley.Storage.Sqlite.Inbox;
 using Parley.Storage.Sqlite.State;
 using Parley.Server.Logging;
 using Parley.Server.Observability;
+using Parley.Server.Streams;
 using Parley.Server.Transport;
 using Parley.Storage.Sqlite;
 
@@ -59,6 +60,9 @@ public sealed class ParleyServerHost : IAsyncDisposable
 
     /// <summary>Where the initial owner API key was written on this start (a fresh data dir), else null.</summary>
     public string? InitialOwnerKeyFile { get; private set; }
+
+    /// <summary>The feed of direct-message state changes behind <c>/ws/messages</c> and <c>events:messages</c>.</summary>
+    public MessageEvents MessageEvents { get; private set; } = null!;
 
     /// <summary>The file name of the initial owner API key in the data dir.</summary>
     public const string InitialOwnerKeyFileName = "initial-owner-key";
@@ -117,6 +121,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         ParleyHub hub;
         IdentityService identity;
         string? initialOwnerKeyFile = null;
+        MessageEvents messageEvents;
         try
         {
             store = await SqliteHistoryStore.OpenAsync(databasePath, new SqliteHistoryStoreOptions { SynchronousFull = options.DurableCommits }, cancellationToken);
@@ -129,6 +134,9 @@ public sealed class ParleyServerHost : IAsyncDisposable
             builder.Services.AddSingleton<PhoenixSocketEndpoint>();
             builder.Services.AddSingleton<MetricsExporter>();
             builder.Services.AddHostedService<HubLifecycle>();
+            builder.Services.AddSingleton<PlainStreamRegistry>();
+            builder.Services.AddSingleton<PlainStreamEndpoint>();
+            builder.Services.AddHostedService<PlainStreamLifecycle>();
             app = builder.Build();
             identity = await IdentityService.StartAsync(identityStore, options.Identity, TimeProvider.System,
                 app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Identity"), cancellationToken);
@@ -141,9 +149,14 @@ public sealed class ParleyServerHost : IAsyncDisposable
             IdentityLobbyCommands.Register(hub.Lobby, identity, hub);
             hub.Router.Add(new StateChannel(hub, stateStore, options.State));
             hub.Router.Add(new TaskBoardChannel(hub, stateStore, options.State));
-            var inbox = new InboxChannel(hub, inboxStore, new IdentityRecipientDirectory(identity));
+            messageEvents = new MessageEvents(options.Streams.RecentMessageEvents);
+            var inbox = new InboxChannel(hub, inboxStore, new IdentityRecipientDirectory(identity), messageEvents);
             hub.Router.Add(inbox);
             inbox.RegisterLobbyCommands(hub.Lobby);
+            hub.Router.Add(new MessageEventsChannel(hub, messageEvents));
+            MapStreams(app, messageEvents);
+            PlainStreamAccess.Follow(identity, app.Services.GetRequiredService<PlainStreamRegistry>());
+            IdentityEndpoints.MapMessages(app, identity, inboxStore);
             identity.MoveTopicHistory = async (from, to, ct) =>
             {
                 if (!await hub.History.RenameTopicAsync(from, to, ct))
@@ -174,7 +187,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             .Select(a => new Uri(a.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)))
             .ToList();
         ServerLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server"), string.Join(", ", addresses), dataDir);
-        return new ParleyServerHost(app, store, identityStore, stateStore, inboxStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile };
+        return new ParleyServerHost(app, store, identityStore, stateStore, inboxStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile, MessageEvents = messageEvents };
     }
 
     // A fresh hub (no users, no keys) gets an owner API key in <data dir>/initial-owner-key, mode 0600,
@@ -216,6 +229,16 @@ public sealed class ParleyServerHost : IAsyncDisposable
             await metrics.WriteAsync(context.Response.Body, context.RequestAborted);
         });
         app.MapGet("/", () => Results.Text("Parley hub. Phoenix V2 socket at /socket/websocket?vsn=2.0.0; see /health and /metrics.\n"));
+    }
+
+    // Plain JSON WebSocket streams (docs/protocol.md §16): registered for the connection middleware, and
+    // mapped for upgrades that arrive on keep-alive HTTP connections.
+    private static void MapStreams(WebApplication app, MessageEvents messageEvents)
+    {
+        var registry = app.Services.GetRequiredService<PlainStreamRegistry>();
+        registry.Add(new MessageEventStream(messageEvents));
+        var endpoint = app.Services.GetRequiredService<PlainStreamEndpoint>();
+        app.Map(PlainStreamRegistry.PathPrefix + "{**path}", endpoint.HandleAsync);
     }
 
     private static async Task WriteHealthAsync(HttpContext context, ParleyHub hub)

@@ -48,6 +48,9 @@ public sealed class ServerOptions
     /// <summary>Shared state limits (<c>state:</c> topics).</summary>
     public StateOptions State { get; set; } = new();
 
+    /// <summary>Plain JSON WebSocket streams (<c>/ws/…</c>): idle timeout, queue bound, recent message events.</summary>
+    public Streams.PlainStreamOptions Streams { get; set; } = new();
+
     /// <summary>Logging. A null <see cref="LogOptions.FilePath"/> becomes <c>&lt;data dir&gt;/logs/parley.log</c> unless <see cref="FileLogging"/> is false.</summary>
     public LogOptions Log { get; set; } = new();
 
@@ -137,6 +140,7 @@ public sealed class ServerOptions
         }
         Hub.Validate();
         State.Validate();
+        Streams.Validate();
         return endPoint;
     }
 }

@@ -25,7 +25,8 @@ public static class DeliveryStates
 /// <param name="Body">The text.</param>
 /// <param name="Priority">One of <see cref="DmPriorities"/>.</param>
 /// <param name="SentAtMs">When it was stored (Unix ms).</param>
-public sealed record DirectMessage(string Id, string From, string To, string Body, string Priority, long SentAtMs);
+/// <param name="CorrelationId">The sender's correlation id (1-64 characters), carried in message events; null when none was given.</param>
+public sealed record DirectMessage(string Id, string From, string To, string Body, string Priority, long SentAtMs, string? CorrelationId = null);
 
 /// <summary>One message in one recipient's inbox.</summary>
 /// <param name="Seq">The message's place in the recipient's inbox: 1, 2, 3… in the order stored.</param>
@@ -52,8 +53,8 @@ public interface IInboxStore : IAsyncDisposable
     /// <summary>Moves the recipient's items with these seqs to <paramref name="state"/> unless they are already there or beyond; returns how many moved.</summary>
     ValueTask<int> MarkAsync(string recipient, IReadOnlyCollection<long> seqs, string state, long nowMs, CancellationToken cancellationToken = default);
 
-    /// <summary>Marks the recipient's items for these message ids read; returns how many moved.</summary>
-    ValueTask<int> MarkReadAsync(string recipient, IReadOnlyCollection<string> messageIds, long nowMs, CancellationToken cancellationToken = default);
+    /// <summary>Marks the recipient's items for these message ids read; returns the items that moved (now read), in the order of the ids.</summary>
+    ValueTask<IReadOnlyList<InboxItem>> MarkReadAsync(string recipient, IReadOnlyCollection<string> messageIds, long nowMs, CancellationToken cancellationToken = default);
 
     /// <summary>A message and every recipient's state of it, or null for an unknown id.</summary>
     ValueTask<(DirectMessage Message, IReadOnlyList<RecipientState> Recipients)?> StatusAsync(string messageId, CancellationToken cancellationToken = default);

@@ -32,7 +32,8 @@ public sealed class InboxChannel : IChannelHandler
     private readonly IInboxStore _store;
     private readonly IRecipientDirectory _directory;
 
-    public InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDirectory directory)
+    /// <param name="events">Where state changes are published (docs/protocol.md §16); null gives the channel a feed of its own.</param>
+    public InboxChannel(ParleyHub hub, IInboxStore store, IRecipientDirectory directory, MessageEvents? events = null)
     {
         ArgumentNullException.ThrowIfNull(hub);
         ArgumentNullException.ThrowIfNull(store);
@@ -40,8 +41,15 @@ public sealed class InboxChannel : IChannelHandler
         _hub = hub;
         _store = store;
         _directory = directory;
+        Events = events ?? new MessageEvents();
         hub.Presence.StatusChanged += (user, _) => OnStatusChanged(user);
     }
+
+    /// <summary>The feed of every message's state changes (metadata only).</summary>
+    public MessageEvents Events { get; }
+
+    /// <summary>Longest <c>correlation_id</c> of a <c>dm</c>, in characters.</summary>
+    public const int MaxCorrelationIdLength = 64;
 
     /// <summary>The live event on <c>user:</c> topics.</summary>
     public const string DmEvent = "dm";
@@ -143,11 +151,12 @@ public sealed class InboxChannel : IChannelHandler
         var payload = message.Payload;
         if (payload.ValueKind != JsonValueKind.Object)
         {
-            connection.ReplyError(message, ErrorReasons.InvalidPayload, "dm takes {to, body, priority?}");
+            connection.ReplyError(message, ErrorReasons.InvalidPayload, "dm takes {to, body, priority?, correlation_id?}");
             return;
         }
         if (!TryAddresses(payload, out var addresses, out var error)
-            || !TryBody(payload, _hub.Options.MaxBodyBytes, out var body, out error) || !TryPriority(payload, out var priority, out error))
+            || !TryBody(payload, _hub.Options.MaxBodyBytes, out var body, out error) || !TryPriority(payload, out var priority, out error)
+            || !TryCorrelationId(payload, out var correlationId, out error))
         {
             connection.ReplyError(message, ErrorReasons.InvalidPayload, error);
             return;
@@ -174,8 +183,10 @@ public sealed class InboxChannel : IChannelHandler
             connection.ReplyError(message, ErrorReasons.TooLarge, $"a message reaches at most {MaxRecipients} users");
             return;
         }
-        var dm = new DirectMessage("dm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), sender.Name, string.Join(",", addresses), body, priority, _hub.NowMs);
+        var dm = new DirectMessage("dm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), sender.Name, string.Join(",", addresses), body, priority, _hub.NowMs, correlationId);
         var items = await _store.StoreAsync(dm, [.. recipients], cancellationToken);
+        Events.Publish(new MessageEvent(dm.Id, MessageEventKinds.Sent, dm.From, dm.To, dm.Priority, dm.CorrelationId, null, dm.SentAtMs, [dm.From, .. recipients]));
+        Events.Publish(items.Select(static i => EventOf(i, MessageEventKinds.Queued, i.StateAtMs)));
         connection.ReplyOk(message, items, static (w, items) =>
         {
             w.WriteStartObject();
@@ -225,13 +236,14 @@ public sealed class InboxChannel : IChannelHandler
     private async Task OfferAsync(string recipient, long after, IReadOnlyCollection<string> states, Func<byte[], bool> send, CancellationToken cancellationToken)
     {
         const int Page = 500;
+        var taken = new List<InboxItem>();
         try
         {
             var busy = _hub.Presence.StatusOf(recipient) is "working" or "dnd";
             while (true)
             {
                 var page = await _store.ReadAsync(recipient, after, states, Page, cancellationToken);
-                var taken = new List<long>();
+                taken.Clear();
                 foreach (var item in page)
                 {
                     after = item.Seq;
@@ -241,12 +253,15 @@ public sealed class InboxChannel : IChannelHandler
                     }
                     if (send(WireFrames.Text(null, null, Prefix + recipient, DmEvent, item, static (w, i) => WriteItem(w, i))) && item.State == DeliveryStates.Queued)
                     {
-                        taken.Add(item.Seq);
+                        taken.Add(item);
                     }
                 }
                 if (taken.Count > 0)
                 {
-                    await _store.MarkAsync(recipient, taken, DeliveryStates.Delivered, _hub.NowMs, cancellationToken);
+                    await _store.MarkAsync(recipient, [.. taken.Select(static i => i.Seq)], DeliveryStates.Delivered, _hub.NowMs, cancellationToken);
+                    var at = _hub.NowMs;
+                    Events.Publish(taken.Select(i => EventOf(i, MessageEventKinds.Delivered, at)));
+                    taken.Clear();
                 }
                 if (page.Count < Page)
                 {
@@ -256,7 +271,10 @@ public sealed class InboxChannel : IChannelHandler
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            // They stay queued and are handed over again at the next join, status change or fetch.
             InboxLog.DeliveryFailed(_hub.Logger, recipient, ex);
+            var now = _hub.NowMs;
+            Events.Publish(taken.Select(i => EventOf(i, MessageEventKinds.Failed, now, "delivery failed; the message stays queued")));
         }
     }
 
@@ -315,10 +333,12 @@ public sealed class InboxChannel : IChannelHandler
         await gate.WaitAsync(cancellationToken);
         try
         {
-            var queued = items.Where(i => i.State == DeliveryStates.Queued).Select(i => i.Seq).ToList();
+            var queued = items.Where(i => i.State == DeliveryStates.Queued).ToList();
             if (queued.Count > 0)
             {
-                await _store.MarkAsync(me, queued, DeliveryStates.Delivered, _hub.NowMs, cancellationToken);
+                var at = _hub.NowMs;
+                await _store.MarkAsync(me, [.. queued.Select(static i => i.Seq)], DeliveryStates.Delivered, at, cancellationToken);
+                Events.Publish(queued.Select(i => EventOf(i, MessageEventKinds.Delivered, at)));
             }
         }
         finally
@@ -352,7 +372,8 @@ public sealed class InboxChannel : IChannelHandler
             return;
         }
         var read = await _store.MarkReadAsync(connection.Principal.Name, [.. ids.EnumerateArray().Select(i => i.GetString()!)], _hub.NowMs, cancellationToken);
-        connection.ReplyOk(message, read, static (w, n) =>
+        Events.Publish(read.Select(static i => EventOf(i, MessageEventKinds.Read, i.StateAtMs)));
+        connection.ReplyOk(message, read.Count, static (w, n) =>
         {
             w.WriteStartObject();
             w.WriteNumber("read"u8, n);
@@ -381,6 +402,10 @@ public sealed class InboxChannel : IChannelHandler
             w.WriteString("to"u8, s.Message.To);
             w.WriteString("priority"u8, s.Message.Priority);
             w.WriteNumber("sent_at"u8, s.Message.SentAtMs);
+            if (s.Message.CorrelationId is { } correlationId)
+            {
+                w.WriteString("correlation_id"u8, correlationId);
+            }
             w.WriteStartArray("recipients"u8);
             foreach (var r in s.Recipients)
             {
@@ -400,6 +425,9 @@ public sealed class InboxChannel : IChannelHandler
 
     // ---- payloads ----
 
+    private static MessageEvent EventOf(InboxItem item, string kind, long atMs, string? detail = null) =>
+        new(item.Message.Id, kind, item.Message.From, item.Recipient, item.Message.Priority, item.Message.CorrelationId, detail, atMs, [item.Message.From, item.Recipient]);
+
     private static void WriteItem(Utf8JsonWriter w, InboxItem item)
     {
         w.WriteStartObject();
@@ -410,6 +438,10 @@ public sealed class InboxChannel : IChannelHandler
         w.WriteString("body"u8, item.Message.Body);
         w.WriteString("priority"u8, item.Message.Priority);
         w.WriteNumber("sent_at"u8, item.Message.SentAtMs);
+        if (item.Message.CorrelationId is { } correlationId)
+        {
+            w.WriteString("correlation_id"u8, correlationId);
+        }
         w.WriteString("state"u8, item.State == DeliveryStates.Queued ? DeliveryStates.Delivered : item.State); // handing it over delivers it
         w.WriteEndObject();
     }
@@ -449,6 +481,18 @@ public sealed class InboxChannel : IChannelHandler
         }
         priority = p.ValueKind == JsonValueKind.String ? p.GetString()! : "";
         return DmPriorities.IsValid(priority);
+    }
+
+    private static bool TryCorrelationId(JsonElement payload, out string? correlationId, out string error)
+    {
+        correlationId = null;
+        error = $"correlation_id must be a string of 1-{MaxCorrelationIdLength} characters";
+        if (!payload.TryGetProperty("correlation_id"u8, out var c) || c.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+        correlationId = c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+        return correlationId is { Length: > 0 and <= MaxCorrelationIdLength };
     }
 
     private static bool TryNumber(JsonElement payload, string name, long min, long max, long fallback, out long value, out string error)

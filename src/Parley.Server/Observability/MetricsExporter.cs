@@ -11,7 +11,7 @@ internal sealed class MetricsExporter
 {
     private readonly CollectorRegistry _registry = Metrics.NewCustomRegistry();
 
-    public MetricsExporter(ParleyHub hub)
+    public MetricsExporter(ParleyHub hub, Streams.PlainStreamRegistry plainStreams)
     {
         var factory = Metrics.WithCustomRegistry(_registry);
         var connections = factory.CreateGauge("parley_connections", "Open WebSocket connections.");
@@ -34,6 +34,11 @@ internal sealed class MetricsExporter
         var commit = factory.CreateHistogram("parley_store_commit_seconds", "Duration of one history store commit (a batch of appends).",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) });
         hub.Metrics.CommitObserved += commit.Observe;
+        var streams = factory.CreateGauge("parley_plain_streams", "Open plain JSON WebSocket streams (/ws/...).");
+        var streamsOpened = factory.CreateCounter("parley_plain_streams_opened_total", "Plain streams accepted.");
+        var resyncs = factory.CreateCounter("parley_plain_stream_resyncs_total", "Times a plain stream consumer fell behind: its queued deltas were dropped and it was sent a fresh snapshot.");
+        var streamIdle = factory.CreateCounter("parley_plain_stream_idle_closes_total", "Plain streams closed with 1001 for sending no frame within the idle timeout.");
+        var streamBytes = factory.CreateCounter("parley_plain_stream_bytes_sent_total", "Bytes written to plain streams.");
 
         _registry.AddBeforeCollectCallback(() =>
         {
@@ -55,6 +60,11 @@ internal sealed class MetricsExporter
             appendQueue.Set(hub.Appends.Pending);
             resident.Set(Environment.WorkingSet);
             heap.Set(GC.GetGCMemoryInfo().HeapSizeBytes);
+            streams.Set(plainStreams.Count);
+            streamsOpened.IncTo(plainStreams.Opened);
+            resyncs.IncTo(plainStreams.Resyncs);
+            streamIdle.IncTo(plainStreams.IdleCloses);
+            streamBytes.IncTo(plainStreams.BytesSent);
         });
     }
 

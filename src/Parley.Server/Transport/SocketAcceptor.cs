@@ -14,8 +14,8 @@ internal readonly record struct AcceptDecision(int Status, string? Error, Upgrad
     public static AcceptDecision Reject(int status, string error) => new(status, error, null, null, null);
 }
 
-/// <summary>What a running socket keeps of its handshake: who it is and what kind of client (presence).</summary>
-internal sealed record AcceptedSocket(string ConnectionId, ConnectionPrincipal Principal, string? Remote, string? ClientKind);
+/// <summary>What a running socket keeps of its handshake: who it is and what kind of client (presence); for a plain stream, which one.</summary>
+internal sealed record AcceptedSocket(string ConnectionId, ConnectionPrincipal Principal, string? Remote, string? ClientKind, Streams.PlainStreamTarget? Plain = null);
 
 /// <summary>
 /// The one place that decides whether an upgrade to <c>/socket/websocket</c> becomes a socket
@@ -30,9 +30,10 @@ internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILogg
     /// <summary>The path clients connect to (phoenix.js appends <c>/websocket</c> to the endpoint).</summary>
     public const string SocketPath = "/socket/websocket";
 
-    public async Task<AcceptDecision> DecideAsync(string method, IQueryCollection query, IHeaderDictionary headers, string host, string? remote, CancellationToken cancellationToken)
+    /// <param name="plain">True for a plain stream (<c>/ws/…</c>): no <c>vsn</c> or presence <c>client</c>, and the token may come as <c>Authorization: Bearer</c>.</param>
+    public async Task<AcceptDecision> DecideAsync(string method, IQueryCollection query, IHeaderDictionary headers, string host, string? remote, CancellationToken cancellationToken, bool plain = false)
     {
-        if (!WebSocketHandshake.TryParse(method, query, headers, out var upgrade, out var status, out var error))
+        if (!WebSocketHandshake.TryParse(method, query, headers, out var upgrade, out var status, out var error, phoenix: !plain))
         {
             return AcceptDecision.Reject(status, error);
         }
@@ -48,7 +49,11 @@ internal sealed class SocketAcceptor(ParleyHub hub, ServerOptions options, ILogg
         }
         // The presence client kind: a connect param, else web for browsers (they always send Origin).
         string? clientKind;
-        if (upgrade!.Params.TryGetValue("client", out var declared))
+        if (plain)
+        {
+            clientKind = null;
+        }
+        else if (upgrade!.Params.TryGetValue("client", out var declared))
         {
             clientKind = PresenceValues.ParseClient(declared);
             if (clientKind is null)

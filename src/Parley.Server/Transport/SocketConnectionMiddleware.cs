@@ -15,9 +15,10 @@ namespace Parley.Server.Transport;
 /// <c>Upgrade: websocket</c>, the hub answers the handshake itself and runs the socket straight on
 /// Kestrel's transport pipes — no HttpContext, no stream wrappers, nothing held per idle connection but
 /// the hub's own state. Every other connection (health, metrics, anything else) is handed, untouched,
-/// to the HTTP pipeline.
+/// to the HTTP pipeline. Upgrades to a registered plain stream path (<c>/ws/…</c>, <see cref="Streams.PlainStreamRegistry"/>)
+/// are taken the same way and run as a <see cref="Streams.PlainStreamConnection"/>.
 /// </summary>
-internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
+internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor, Streams.PlainStreamRegistry plainStreams)
 {
     /// <summary>Largest request head we look at; bigger heads go to the HTTP pipeline (which answers 431).</summary>
     private const int MaxHeadBytes = 16 * 1024;
@@ -34,7 +35,12 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
         // The handshake runs in its own method so that nothing it parsed (headers, query, key) stays
         // referenced by this long-lived state machine while the socket runs: idle memory per socket counts.
         var accepted = await HandshakeAsync(connection, next);
-        if (accepted is { } socket)
+        if (accepted is { Plain: { } plain } stream)
+        {
+            await plainStreams.RunAsync(stream, plain, connection.Transport.Input, connection.Transport.Output,
+                () => connection.Abort(new ConnectionAbortedException("close did not complete in time")));
+        }
+        else if (accepted is { } socket)
         {
             await acceptor.RunAsync(socket, connection.Transport.Input, connection.Transport.Output,
                 () => connection.Abort(new ConnectionAbortedException("close did not complete in time")));
@@ -69,7 +75,7 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
                     input.AdvanceTo(buffer.Start, buffer.End); // need more bytes
                     continue;
                 }
-                head = complete ? RequestHead.TryParseSocketUpgrade(headBytes) : null;
+                head = complete ? RequestHead.TryParseSocketUpgrade(headBytes, plainStreams) : null;
                 if (head is null)
                 {
                     // Not a socket upgrade: leave every byte for the HTTP pipeline (examined nothing, so it
@@ -84,7 +90,7 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
         }
 
         var remote = (connection.RemoteEndPoint as IPEndPoint)?.Address.ToString();
-        var decision = await acceptor.DecideAsync("GET", head.Query, head.Headers, head.Headers.Host.ToString(), remote, connection.ConnectionClosed);
+        var decision = await acceptor.DecideAsync("GET", head.Query, head.Headers, head.Headers.Host.ToString(), remote, connection.ConnectionClosed, plain: head.Plain is not null);
         var output = connection.Transport.Output;
         if (!decision.Accepted)
         {
@@ -94,7 +100,8 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
         }
         WriteSwitchingProtocols(output, decision.Upgrade!);
         await output.FlushAsync();
-        return new AcceptedSocket(decision.ConnectionId!, decision.Principal!, remote, decision.ClientKind);
+        var plain = head.Plain is { } match ? new Streams.PlainStreamTarget(match.Stream, match.Subpath, decision.Upgrade!.Params) : null;
+        return new AcceptedSocket(decision.ConnectionId!, decision.Principal!, remote, decision.ClientKind, plain);
     }
 
     private static void WriteSwitchingProtocols(PipeWriter output, UpgradeRequest upgrade)
@@ -120,14 +127,15 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
         await output.FlushAsync();
     }
 
-    /// <summary>The request line and headers of a socket upgrade.</summary>
-    private sealed class RequestHead(IQueryCollection query, IHeaderDictionary headers)
+    /// <summary>The request line and headers of a socket upgrade; <see cref="Plain"/> is set for a plain stream path.</summary>
+    private sealed class RequestHead(IQueryCollection query, IHeaderDictionary headers, (Streams.IPlainStream Stream, string Subpath)? plain)
     {
         public IQueryCollection Query { get; } = query;
         public IHeaderDictionary Headers { get; } = headers;
+        public (Streams.IPlainStream Stream, string Subpath)? Plain { get; } = plain;
 
-        /// <summary>Returns the head when it is <c>GET /socket/websocket… HTTP/1.1</c> with <c>Upgrade: websocket</c>; else null.</summary>
-        public static RequestHead? TryParseSocketUpgrade(ReadOnlySequence<byte> bytes)
+        /// <summary>Returns the head when it is <c>GET /socket/websocket… HTTP/1.1</c> (or a registered plain stream path) with <c>Upgrade: websocket</c>; else null.</summary>
+        public static RequestHead? TryParseSocketUpgrade(ReadOnlySequence<byte> bytes, Streams.PlainStreamRegistry plainStreams)
         {
             string text;
             try
@@ -147,7 +155,16 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
             var target = requestLine[1];
             var question = target.IndexOf('?', StringComparison.Ordinal);
             var path = question < 0 ? target : target[..question];
-            if (path != SocketAcceptor.SocketPath && path != SocketAcceptor.SocketPath + "/")
+            (Streams.IPlainStream, string)? plain = null;
+            if (path.StartsWith(Streams.PlainStreamRegistry.PathPrefix, StringComparison.Ordinal))
+            {
+                if (!plainStreams.TryMatch(path, out var stream, out var subpath))
+                {
+                    return null; // an unknown stream path: the HTTP pipeline answers 404
+                }
+                plain = (stream!, subpath);
+            }
+            else if (path != SocketAcceptor.SocketPath && path != SocketAcceptor.SocketPath + "/")
             {
                 return null;
             }
@@ -168,7 +185,7 @@ internal sealed class SocketConnectionMiddleware(SocketAcceptor acceptor)
                 return null; // a plain GET of the socket path: the HTTP endpoint explains (426)
             }
             var query = question < 0 ? new QueryCollection() : new QueryCollection(QueryHelpers.ParseQuery(target[question..]));
-            return new RequestHead(query, headers);
+            return new RequestHead(query, headers, plain);
         }
     }
 }

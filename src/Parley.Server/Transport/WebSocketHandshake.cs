@@ -15,7 +15,8 @@ internal static class WebSocketHandshake
     private const string BearerPrefix = "base64url.bearer.phx.";
 
     /// <summary>Validates the request; on failure returns an HTTP status and a message for the client.</summary>
-    public static bool TryParse(string method, IQueryCollection query, IHeaderDictionary headers, out UpgradeRequest? upgrade, out int status, out string error)
+    /// <param name="phoenix">True for the Phoenix socket (<c>vsn</c> checked, the <c>phoenix</c> subprotocol answered); false for a plain stream, whose token may also come as <c>Authorization: Bearer</c>.</param>
+    public static bool TryParse(string method, IQueryCollection query, IHeaderDictionary headers, out UpgradeRequest? upgrade, out int status, out string error, bool phoenix = true)
     {
         upgrade = null;
         status = StatusCodes.Status400BadRequest;
@@ -48,13 +49,18 @@ internal static class WebSocketHandshake
         {
             vsn = "1.0.0"; // what Phoenix assumes when vsn is absent
         }
-        if (vsn != SupportedVsn)
+        if (phoenix && vsn != SupportedVsn)
         {
             error = $"unsupported vsn {vsn}: this hub speaks the Phoenix V2 serializer (vsn=2.0.0)";
             return false;
         }
 
         string? token = query["token"].ToString() is { Length: > 0 } queryToken ? queryToken : null;
+        if (!phoenix && token is null && headers.Authorization.ToString() is { } authorization
+            && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization["Bearer ".Length..].Trim() is { Length: > 0 } bearerToken)
+        {
+            token = bearerToken;
+        }
         var offersPhoenix = false;
         foreach (var entry in headers.SecWebSocketProtocol.ToString().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
@@ -76,12 +82,12 @@ internal static class WebSocketHandshake
         var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, value) in query)
         {
-            if (name is not ("token" or "vsn"))
+            if (name != "token" && (name != "vsn" || !phoenix))
             {
                 parameters[name] = value.ToString();
             }
         }
-        upgrade = new UpgradeRequest(key, token, offersPhoenix, parameters);
+        upgrade = new UpgradeRequest(key, token, phoenix && offersPhoenix, parameters);
         status = 0;
         error = "";
         return true;

@@ -20,8 +20,11 @@ public sealed class SqliteInboxStore : IInboxStore
         CREATE INDEX IF NOT EXISTS dm_items_message ON dm_items(message_id);
         """;
 
+    // Added after the first release: an inbox.db made before it gets the column on open.
+    private const string CorrelationColumnSql = "ALTER TABLE dm_messages ADD COLUMN correlation_id TEXT";
+
     private const string ItemSelect = """
-        SELECT i.recipient, i.seq, m.id, m.sender, m.target, m.body, m.priority, m.sent_at, i.state, i.state_at
+        SELECT i.recipient, i.seq, m.id, m.sender, m.target, m.body, m.priority, m.sent_at, i.state, i.state_at, m.correlation_id
         FROM dm_items i JOIN dm_messages m ON m.id = i.message_id
         """;
 
@@ -39,6 +42,10 @@ public sealed class SqliteInboxStore : IInboxStore
         try
         {
             Execute(connection, SchemaSql);
+            if (!Query(connection, "SELECT name FROM pragma_table_info('dm_messages')", static r => r.GetString(0)).Contains("correlation_id"))
+            {
+                Execute(connection, CorrelationColumnSql);
+            }
             return new SqliteInboxStore(new SerializedConnection(connection));
         }
         catch
@@ -52,8 +59,8 @@ public sealed class SqliteInboxStore : IInboxStore
         _connection.RunAsync<IReadOnlyList<InboxItem>>(c =>
         {
             using var tx = c.BeginTransaction(deferred: false);
-            NonQuery(c, "INSERT INTO dm_messages (id, sender, target, body, priority, sent_at) VALUES ($id, $s, $t, $b, $p, $at)",
-                ("$id", message.Id), ("$s", message.From), ("$t", message.To), ("$b", message.Body), ("$p", message.Priority), ("$at", message.SentAtMs));
+            NonQuery(c, "INSERT INTO dm_messages (id, sender, target, body, priority, sent_at, correlation_id) VALUES ($id, $s, $t, $b, $p, $at, $c)",
+                ("$id", message.Id), ("$s", message.From), ("$t", message.To), ("$b", message.Body), ("$p", message.Priority), ("$at", message.SentAtMs), ("$c", message.CorrelationId));
             var items = new List<InboxItem>(recipients.Count);
             foreach (var recipient in recipients)
             {
@@ -85,15 +92,18 @@ public sealed class SqliteInboxStore : IInboxStore
             return moved;
         }, cancellationToken);
 
-    public ValueTask<int> MarkReadAsync(string recipient, IReadOnlyCollection<string> messageIds, long nowMs, CancellationToken cancellationToken = default) =>
-        _connection.RunAsync(c =>
+    public ValueTask<IReadOnlyList<InboxItem>> MarkReadAsync(string recipient, IReadOnlyCollection<string> messageIds, long nowMs, CancellationToken cancellationToken = default) =>
+        _connection.RunAsync<IReadOnlyList<InboxItem>>(c =>
         {
             using var tx = c.BeginTransaction(deferred: false);
-            var moved = 0;
+            var moved = new List<InboxItem>();
             foreach (var id in messageIds)
             {
-                moved += NonQuery(c, $"UPDATE dm_items SET state = $st, state_at = $at WHERE recipient = $r AND message_id = $id AND {Earlier("state", DeliveryStates.Read)}",
-                    ("$st", DeliveryStates.Read), ("$at", nowMs), ("$r", recipient), ("$id", id));
+                if (NonQuery(c, $"UPDATE dm_items SET state = $st, state_at = $at WHERE recipient = $r AND message_id = $id AND {Earlier("state", DeliveryStates.Read)}",
+                    ("$st", DeliveryStates.Read), ("$at", nowMs), ("$r", recipient), ("$id", id)) > 0)
+                {
+                    moved.AddRange(Query(c, $"{ItemSelect} WHERE i.recipient = $r AND i.message_id = $id", ReadItem, ("$r", recipient), ("$id", id)));
+                }
             }
             tx.Commit();
             return moved;
@@ -117,6 +127,6 @@ public sealed class SqliteInboxStore : IInboxStore
     };
 
     private static InboxItem ReadItem(SqliteDataReader r) =>
-        new(r.GetString(0), r.GetInt64(1), new DirectMessage(r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetInt64(7)),
+        new(r.GetString(0), r.GetInt64(1), new DirectMessage(r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetInt64(7), r.IsDBNull(10) ? null : r.GetString(10)),
             r.GetString(8), r.GetInt64(9));
 }

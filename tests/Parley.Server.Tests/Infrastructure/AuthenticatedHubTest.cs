@@ -19,9 +19,20 @@ public abstract class AuthenticatedHubTest : IAsyncLifetime
     {
     }
 
+    /// <summary>Server settings for this class beyond the hub limits (default: the stock ones; authentication stays on).</summary>
+    protected virtual void ConfigureServer(ServerOptions options)
+    {
+    }
+
+    private void ConfigureAuthenticatedServer(ServerOptions options)
+    {
+        ConfigureServer(options);
+        options.InsecureNoAuth = false;
+    }
+
     public async Task InitializeAsync()
     {
-        Hub = await TestHub.StartAsync(configure: Configure, configureServer: o => o.InsecureNoAuth = false);
+        Hub = await TestHub.StartAsync(configure: Configure, configureServer: ConfigureAuthenticatedServer);
         Id = await IdentityClient.ForAsync(Hub);
         await Id.RegisterAsync("owner1");
     }
@@ -60,7 +71,7 @@ public abstract class AuthenticatedHubTest : IAsyncLifetime
     {
         var dataDir = Hub.DataDir;
         await Hub.Host.DisposeAsync(); // the data directory stays
-        Hub = await TestHub.StartAsync(configure: Configure, dataDir: dataDir, configureServer: o => o.InsecureNoAuth = false);
+        Hub = await TestHub.StartAsync(configure: Configure, dataDir: dataDir, configureServer: ConfigureAuthenticatedServer);
     }
 
     /// <summary>Disposes a client early (it is not disposed again).</summary>

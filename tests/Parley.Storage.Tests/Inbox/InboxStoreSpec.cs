@@ -61,9 +61,11 @@ public abstract class InboxStoreSpec : IAsyncLifetime
         await store.StoreAsync(Dm("dm-1", "hi"), ["bob", "carol", "dave"]);
         Assert.Equal(1, await store.MarkAsync("bob", [1], DeliveryStates.Delivered, 2000));
         Assert.Equal(0, await store.MarkAsync("bob", [1], DeliveryStates.Delivered, 2001)); // already there
-        Assert.Equal(1, await store.MarkReadAsync("carol", ["dm-1"], 3000));
+        var read = Assert.Single(await store.MarkReadAsync("carol", ["dm-1"], 3000));
+        Assert.Equal(("carol", DeliveryStates.Read, 3000L, "dm-1"), (read.Recipient, read.State, read.StateAtMs, read.Message.Id));
+        Assert.Empty(await store.MarkReadAsync("carol", ["dm-1"], 3000)); // already read
         Assert.Equal(0, await store.MarkAsync("carol", [1], DeliveryStates.Delivered, 3001)); // read never goes back
-        Assert.Equal(0, await store.MarkReadAsync("carol", ["dm-unknown"], 3002));
+        Assert.Empty(await store.MarkReadAsync("carol", ["dm-unknown"], 3002));
 
         var status = await store.StatusAsync("dm-1");
         Assert.NotNull(status);
@@ -74,6 +76,16 @@ public abstract class InboxStoreSpec : IAsyncLifetime
         Assert.Null(await store.StatusAsync("dm-nope"));
         Assert.Empty(await store.ReadAsync("carol", 0, Unread, 10));
         Assert.Single(await store.ReadAsync("bob", 0, [DeliveryStates.Delivered], 10));
+    }
+
+    [Fact]
+    public async Task A_correlation_id_is_kept_with_the_message_and_absent_stays_null()
+    {
+        var store = await NewAsync();
+        await store.StoreAsync(Dm("dm-1", "one") with { CorrelationId = "chain-7" }, ["bob"]);
+        await store.StoreAsync(Dm("dm-2", "two"), ["bob"]);
+        Assert.Equal(["chain-7", null], (await store.ReadAsync("bob", 0, Unread, 10)).Select(i => i.Message.CorrelationId));
+        Assert.Equal("chain-7", (await store.StatusAsync("dm-1"))!.Value.Message.CorrelationId);
     }
 
     [Fact]
@@ -99,6 +111,32 @@ public sealed class SqliteInboxStoreTests : InboxStoreSpec, IDisposable
     }
 
     protected override async Task<IInboxStore> ReopenStoreAsync() => await SqliteInboxStore.OpenAsync(DatabasePath);
+
+    [Fact]
+    public async Task An_inbox_made_before_correlation_ids_gets_the_column_and_keeps_its_messages()
+    {
+        Directory.CreateDirectory(_directory);
+        using (var old = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={DatabasePath};Pooling=False"))
+        {
+            old.Open();
+            using var command = old.CreateCommand();
+            command.CommandText = """
+                CREATE TABLE dm_messages (id TEXT PRIMARY KEY, sender TEXT NOT NULL, target TEXT NOT NULL, body TEXT NOT NULL, priority TEXT NOT NULL, sent_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE TABLE dm_items (recipient TEXT NOT NULL, seq INTEGER NOT NULL, message_id TEXT NOT NULL REFERENCES dm_messages(id), state TEXT NOT NULL,
+                    state_at INTEGER NOT NULL, PRIMARY KEY (recipient, seq)) WITHOUT ROWID;
+                INSERT INTO dm_messages VALUES ('dm-old', 'alice', 'bob', 'kept', 'next', 1000);
+                INSERT INTO dm_items VALUES ('bob', 1, 'dm-old', 'queued', 1000);
+                """;
+            command.ExecuteNonQuery();
+        }
+        await using var store = await SqliteInboxStore.OpenAsync(DatabasePath);
+        var old1 = Assert.Single(await store.ReadAsync("bob", 0, [DeliveryStates.Queued], 10));
+        Assert.Equal(("kept", (string?)null), (old1.Message.Body, old1.Message.CorrelationId));
+        await store.StoreAsync(new DirectMessage("dm-new", "alice", "bob", "new", DmPriorities.Next, 2000, "c-1"), ["bob"]);
+        await store.DisposeAsync();
+        await using var reopened = await SqliteInboxStore.OpenAsync(DatabasePath); // the check runs again and adds nothing
+        Assert.Equal([null, "c-1"], (await reopened.ReadAsync("bob", 0, [DeliveryStates.Queued], 10)).Select(i => i.Message.CorrelationId));
+    }
 
     public void Dispose()
     {
