@@ -1,5 +1,6 @@
 using System.Net;
 using Parley.Hub;
+using Parley.Hub.Fleet;
 using Parley.Hub.State;
 using Parley.Identity;
 using Parley.Server.Logging;
@@ -47,6 +48,9 @@ public sealed class ServerOptions
 
     /// <summary>Shared state limits (<c>state:</c> topics).</summary>
     public StateOptions State { get; set; } = new();
+
+    /// <summary>How fleet instances are supervised (config section <c>fleet</c>).</summary>
+    public FleetOptions Fleet { get; set; } = new();
 
     /// <summary>Logging. A null <see cref="LogOptions.FilePath"/> becomes <c>&lt;data dir&gt;/logs/parley.log</c> unless <see cref="FileLogging"/> is false.</summary>
     public LogOptions Log { get; set; } = new();
@@ -137,6 +141,7 @@ public sealed class ServerOptions
         }
         Hub.Validate();
         State.Validate();
+        Fleet.Validate();
         return endPoint;
     }
 }

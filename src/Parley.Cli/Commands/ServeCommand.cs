@@ -104,6 +104,7 @@ internal static class ServeCommand
         options.AllowedOrigins.AddRange(origins);
         configuration.GetSection("hub").Bind(options.Hub);
         configuration.GetSection("state").Bind(options.State);
+        configuration.GetSection("fleet").Bind(options.Fleet);
         return options;
     }
 

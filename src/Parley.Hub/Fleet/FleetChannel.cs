@@ -161,14 +161,25 @@ public sealed class FleetChannel : IChannelHandler
             var list = await _fleet.ListAsync(include, ct);
             connection.ReplyOk(message, (list, include), static (w, s) => FleetJson.WriteSnapshot(w, s.list, s.include));
         });
-        lobby.Register("fleet.get", (connection, message, ct) => Run(connection, message, () => _fleet.GetAsync(FleetJson.ReadName(message.Payload, "name"), ct).AsTask()));
+        lobby.Register("fleet.get", (connection, message, ct) => Run(connection, message, () =>
+        {
+            var name = FleetJson.ReadName(message.Payload, "name");
+            return () => _fleet.GetAsync(name, ct).AsTask();
+        }));
         lobby.Register("fleet.create", (connection, message, _) => Run(connection, message, () =>
         {
+            if (!connection.Principal.IsAdmin)
+            {
+                throw new FleetException(FleetErrors.Forbidden, "only hub admins create instances (they run commands as the hub's user)");
+            }
             var (name, spec, start) = FleetJson.ReadCreate(message.Payload);
-            return _fleet.CreateAsync(Actor(connection), name, spec, start);
+            return () => _fleet.CreateAsync(Actor(connection), name, spec, start);
         }));
         lobby.Register("fleet.clone", (connection, message, _) => Run(connection, message, () =>
-            _fleet.CloneAsync(Actor(connection), FleetJson.ReadName(message.Payload, "name"), FleetJson.ReadName(message.Payload, "new_name"))));
+        {
+            var (name, newName) = (FleetJson.ReadName(message.Payload, "name"), FleetJson.ReadName(message.Payload, "new_name"));
+            return () => _fleet.CloneAsync(Actor(connection), name, newName);
+        }));
         Lifecycle(lobby, "fleet.start", _fleet.StartInstanceAsync);
         Lifecycle(lobby, "fleet.stop", _fleet.StopInstanceAsync);
         Lifecycle(lobby, "fleet.restart", _fleet.RestartInstanceAsync);
@@ -179,13 +190,27 @@ public sealed class FleetChannel : IChannelHandler
 
     private void Lifecycle(LobbyChannel lobby, string @event, Func<FleetActor, string, CancellationToken, Task<InstanceView>> operation) =>
         lobby.Register(@event, (connection, message, _) => Run(connection, message, () =>
-            operation(Actor(connection), FleetJson.ReadName(message.Payload, "name"), CancellationToken.None)));
+        {
+            var name = FleetJson.ReadName(message.Payload, "name");
+            return () => operation(Actor(connection), name, CancellationToken.None);
+        }));
 
     private static FleetActor Actor(HubConnection connection) => new(connection.Principal.Name, connection.Principal.IsAdmin);
 
-    // The operation runs off the socket's read loop (a stop may wait out the grace period); the reply follows when it is done.
-    private static ValueTask Run(HubConnection connection, PhoenixMessage message, Func<Task<InstanceView>> operation)
+    // The request is read on the socket's loop (its payload lives only that long); the operation then runs off
+    // it (a stop may wait out the grace period) and the reply follows when it is done.
+    private static ValueTask Run(HubConnection connection, PhoenixMessage message, Func<Func<Task<InstanceView>>> read)
     {
+        Func<Task<InstanceView>> operation;
+        try
+        {
+            operation = read();
+        }
+        catch (FleetException ex)
+        {
+            connection.ReplyError(message, ex.Code, ex.Message);
+            return ValueTask.CompletedTask;
+        }
         _ = Task.Run(async () =>
         {
             try
