@@ -49,6 +49,60 @@ public sealed class FleetProcessTests
         }
     }
 
+    [Fact]
+    public async Task A_hub_killed_with_SIGKILL_orphans_its_children_and_the_next_start_kills_them_before_starting_anew()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "parley-fleet-kill-" + Guid.NewGuid().ToString("N"));
+        var port = HubProcess.FreePort();
+        try
+        {
+            int orphanPid;
+            await using (var hub = await HubProcess.StartAsync(dataDir, port))
+            {
+                using var http = Client(hub, dataDir);
+                using var created = await http.PostAsJsonAsync("/api/instances", new { name = "agent", command = "/bin/sh", args = new[] { "-c", "exec sleep 60" }, start = true });
+                orphanPid = JsonNode.Parse(await created.Content.ReadAsStringAsync())!["pid"]!.GetValue<int>();
+                hub.Kill();
+            }
+            using (var orphan = System.Diagnostics.Process.GetProcessById(orphanPid))
+            {
+                Assert.False(orphan.HasExited); // nothing stopped it
+            }
+
+            await using var restarted = await HubProcess.StartAsync(dataDir, port);
+            using var again = Client(restarted, dataDir);
+            var agent = JsonNode.Parse(await again.GetStringAsync("/api/instances/agent"))!;
+            Assert.Equal("running", agent["status"]!.GetValue<string>());
+            Assert.NotEqual(orphanPid, agent["pid"]!.GetValue<int>());
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+            while (IsAlive(orphanPid))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the orphan {orphanPid} still runs");
+                await Task.Delay(50);
+            }
+            Assert.Contains($"killed pid {orphanPid}", await File.ReadAllTextAsync(Path.Combine(dataDir, "fleet", "agent", "output.log")), StringComparison.Ordinal);
+            await restarted.TerminateAsync(TimeSpan.FromSeconds(20));
+        }
+        finally
+        {
+            TestHub.TryDelete(dataDir);
+        }
+    }
+
+    // A killed orphan is reaped by init; until then it is a zombie, which /proc shows as state Z.
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     private static HttpClient Client(HubProcess hub, string dataDir)
     {
         var http = new HttpClient { BaseAddress = hub.BaseUrl, Timeout = TimeSpan.FromSeconds(20) };

@@ -34,4 +34,7 @@ internal static partial class FleetLog
 
     [LoggerMessage(809, LogLevel.Information, "Fleet: {Action} of instance {Name} by {Actor}")]
     public static partial void Operation(ILogger logger, string action, string name, string actor);
+
+    [LoggerMessage(810, LogLevel.Warning, "Instance {Name}: killed pid {Pid}, left running by a previous hub")]
+    public static partial void OrphanKilled(ILogger logger, string name, int pid);
 }

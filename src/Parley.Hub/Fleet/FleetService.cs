@@ -73,7 +73,10 @@ public sealed class FleetService : IAsyncDisposable
 
     private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    /// <summary>Loads every instance and starts those whose desired state is running (and that are not archived).</summary>
+    /// <summary>
+    /// Loads every instance, kills processes a previous hub left running (see <see cref="InstanceRunner.KillOrphan"/>),
+    /// and starts those whose desired state is running (and that are not archived).
+    /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         var records = await _store.ListAsync(cancellationToken);
@@ -94,6 +97,13 @@ public sealed class FleetService : IAsyncDisposable
         finally
         {
             _gate.Release();
+        }
+        foreach (var entry in _instances.Values)
+        {
+            if (entry.Runner.KillOrphan() is { } pid)
+            {
+                FleetLog.OrphanKilled(_logger, entry.Record.Name, pid);
+            }
         }
         await Task.WhenAll(starting.Select(e => e.Runner.StartAsync(e.Record.Spec)));
     }

@@ -25,6 +25,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Func<InstanceRuntime, Task> _publish;
     private readonly InstanceLogWriter _log;
+    private readonly string _pidFile;
     private readonly Queue<long> _recentRestarts = new();
     private readonly Task _loop;
     private InstanceRuntime _runtime = InstanceRuntime.Initial;
@@ -46,8 +47,12 @@ internal sealed class InstanceRunner : IAsyncDisposable
         _logger = logger;
         _publish = publish;
         _log = new InstanceLogWriter(directory, options.LogMaxBytes, options.LogFiles, time);
+        _pidFile = Path.Combine(directory, PidFileName);
         _loop = Task.Run(RunAsync);
     }
+
+    /// <summary>The file that names the live process (<c>pid start-time</c>) while one runs, so a hub that was killed can find it.</summary>
+    public const string PidFileName = "pid";
 
     /// <summary>The current runtime state (as last published).</summary>
     public InstanceRuntime Runtime => Volatile.Read(ref _runtime);
@@ -136,6 +141,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
             return;
         }
         _process = process;
+        WritePidFile(process.Id);
         var pumps = new[] { PumpAsync(process.StandardOutput, "stdout"), PumpAsync(process.StandardError, "stderr") };
         _exited = WaitForExitAsync(process, pumps);
         _ = _exited.ContinueWith(_ => Post(() => OnExitedAsync(generation)), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
@@ -221,6 +227,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
         var process = _process!;
         var code = process.ExitCode;
         process.Dispose();
+        File.Delete(_pidFile);
         _process = null;
         _exited = null;
         _health?.Cancel();
@@ -334,6 +341,64 @@ internal sealed class InstanceRunner : IAsyncDisposable
         FleetLog.Exited(_logger, _name, code, signal);
         _log.WriteLine("hub", signal is { } s ? $"stopped: exit code {code} (signal {s})" : $"stopped: exit code {code}");
         await SetAsync(_runtime with { Status = InstanceStatus.Stopped, Pid = null, ExitCode = code, Signal = signal, LastExitAtMs = Now });
+    }
+
+    /// <summary>
+    /// Kills a process left running by a hub that died without stopping its children (SIGKILL, a crash): the
+    /// pid file names it, and its start time (Linux: <c>/proc/&lt;pid&gt;/stat</c>) must still match, so a reused
+    /// pid is never touched. Call before the first start. Returns the pid killed, or null.
+    /// </summary>
+    public int? KillOrphan()
+    {
+        try
+        {
+            if (!File.Exists(_pidFile))
+            {
+                return null;
+            }
+            var parts = File.ReadAllText(_pidFile).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            File.Delete(_pidFile);
+            if (parts.Length != 2 || !int.TryParse(parts[0], out var pid) || StartTime(pid) is not { } started || started != parts[1])
+            {
+                return null;
+            }
+            using var orphan = Process.GetProcessById(pid);
+            TryKill(orphan);
+            orphan.WaitForExit(KillWait);
+            _log.WriteLine("hub", $"killed pid {pid}, left running by a previous hub");
+            return pid;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+        {
+            return null; // gone meanwhile, or not ours to read
+        }
+    }
+
+    private void WritePidFile(int pid)
+    {
+        if (StartTime(pid) is { } started)
+        {
+            File.WriteAllText(_pidFile, $"{pid} {started}\n");
+        }
+    }
+
+    // Field 22 of /proc/<pid>/stat (clock ticks after boot); the command name in field 2 may hold spaces and parentheses.
+    private static string? StartTime(int pid)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return fields.Length > 19 ? fields[19] : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static void TryKill(Process process)
