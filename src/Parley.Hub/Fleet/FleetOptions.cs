@@ -17,7 +17,7 @@ public sealed class FleetOptions
 
     /// <summary>
     /// Restarts allowed within <see cref="CrashLoopWindow"/>: the exit that would need one more becomes
-    /// <c>crash_loop</c> and the supervisor stops restarting. Default 5.
+    /// <c>crash_loop</c> and the supervisor stops restarting. Default 5; 0 makes the first unwanted exit a crash loop.
     /// </summary>
     public int CrashLoopRestarts { get; set; } = 5;
 

@@ -258,3 +258,35 @@ public sealed partial class SupervisorTests : IAsyncLifetime
     [GeneratedRegex(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout|stderr|hub) ")]
     private static partial Regex Stamped();
 }
+
+public sealed class FleetOptionsTests
+{
+    [Fact]
+    public void Defaults_are_valid_and_a_bad_setting_is_named()
+    {
+        new FleetOptions().Validate();
+        var short_ = Assert.Throws<ArgumentException>(() => new FleetOptions { BackoffMax = TimeSpan.FromMilliseconds(1) }.Validate());
+        Assert.Contains("BackoffMax", short_.Message, StringComparison.Ordinal);
+        Assert.Contains("LogFiles", Assert.Throws<ArgumentException>(() => new FleetOptions { LogFiles = 0 }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("LogMaxBytes", Assert.Throws<ArgumentException>(() => new FleetOptions { LogMaxBytes = 10 }.Validate()).Message, StringComparison.Ordinal);
+        Assert.Contains("StopGracePeriod", Assert.Throws<ArgumentException>(() => new FleetOptions { StopGracePeriod = TimeSpan.FromSeconds(-1) }.Validate()).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Instance_names_and_specs_are_checked_field_by_field()
+    {
+        Assert.True(InstanceRecord.IsValidName("agent-1_b"));
+        Assert.True(InstanceRecord.IsValidName(new string('a', 63)));
+        Assert.False(InstanceRecord.IsValidName(new string('a', 64)));
+        Assert.False(InstanceRecord.IsValidName("-agent"));
+        Assert.False(InstanceRecord.IsValidName("Agent"));
+        Assert.False(InstanceRecord.IsValidName(""));
+        var ok = new InstanceSpec("/bin/true", [], null, new Dictionary<string, string>(), null, null, RestartPolicy.Never);
+        Assert.Null(ok.Check());
+        Assert.Equal("cwd", (ok with { Cwd = "relative/dir" }).Check()?.Field);
+        Assert.Equal("port", (ok with { Port = 0 }).Check()?.Field);
+        Assert.Equal("health_url", (ok with { HealthUrl = "ftp://x/" }).Check()?.Field);
+        Assert.Equal("env", (ok with { Env = new Dictionary<string, string> { ["A-B"] = "1" } }).Check()?.Field);
+        Assert.Equal("command", (ok with { Command = " " }).Check()?.Field);
+    }
+}
