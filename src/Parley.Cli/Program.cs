@@ -25,6 +25,7 @@ public static class Program
             DirectMessageCommands.Ack(),
             StateCommands.Create(),
             TaskCommands.Create(),
+            FleetCommands.Create(),
             PeersCommand.Create(),
             AdminCommands.Channels(),
             GroupCommands.Create(),

