@@ -163,7 +163,6 @@ public sealed class ParleyServerHost : IAsyncDisposable
             hub.Router.Add(inbox);
             inbox.RegisterLobbyCommands(hub.Lobby);
             hub.Router.Add(new MessageEventsChannel(hub, messageEvents));
-            MapStreams(app, messageEvents);
             PlainStreamAccess.Follow(identity, app.Services.GetRequiredService<PlainStreamRegistry>());
             IdentityEndpoints.MapMessages(app, identity, inboxStore);
             identity.MoveTopicHistory = async (from, to, ct) =>
@@ -180,6 +179,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             var fleetChannel = new FleetChannel(hub, fleet);
             hub.Router.Add(fleetChannel);
             fleetChannel.RegisterLobbyCommands(hub.Lobby);
+            MapStreams(app, messageEvents, fleet);
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
             IdentityEndpoints.MapFleet(app, identity, fleet);
@@ -253,10 +253,11 @@ public sealed class ParleyServerHost : IAsyncDisposable
 
     // Plain JSON WebSocket streams (docs/protocol.md §16): registered for the connection middleware, and
     // mapped for upgrades that arrive on keep-alive HTTP connections.
-    private static void MapStreams(WebApplication app, MessageEvents messageEvents)
+    private static void MapStreams(WebApplication app, MessageEvents messageEvents, FleetService fleet)
     {
         var registry = app.Services.GetRequiredService<PlainStreamRegistry>();
         registry.Add(new MessageEventStream(messageEvents));
+        registry.Add(new InstanceStream(fleet));
         var endpoint = app.Services.GetRequiredService<PlainStreamEndpoint>();
         app.Map(PlainStreamRegistry.PathPrefix + "{**path}", endpoint.HandleAsync);
     }

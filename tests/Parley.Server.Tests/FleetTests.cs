@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -219,5 +220,56 @@ public sealed class FleetTests : AuthenticatedHubTest
         Assert.Equal(InstanceStatus.Stopped, (await fleet.GetAsync("resting")).Runtime.Status);
         Assert.Equal(InstanceStatus.Stopped, (await fleet.GetAsync("shelved")).Runtime.Status);
         Assert.True(File.Exists(Path.Combine(Hub.DataDir, "fleet.db")));
+    }
+
+    [Fact]
+    public async Task The_plain_instances_stream_gets_a_snapshot_then_the_same_deltas_and_can_change_its_filter()
+    {
+        await Api(HttpMethod.Post, "/api/instances", Sleeper("web-1"), HttpStatusCode.Created);
+        await Api(HttpMethod.Post, "/api/instances", Sleeper("old-1"), HttpStatusCode.Created);
+        await Api(HttpMethod.Post, "/api/instances/old-1/archive");
+        var token = await TokenAsync("watcher");
+        await using var socket = await RawWebSocket.ConnectAsync(Hub.BaseUrl, "/ws/instances?token=" + Uri.EscapeDataString(token), subprotocols: null);
+
+        async Task<JsonObject> NextFrameAsync(string type)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            while (true)
+            {
+                var frame = await socket.ReadFrameAsync(TimeSpan.FromSeconds(5));
+                Assert.False(frame.IsClose, $"closed: {frame.CloseCode} {frame.CloseReason}");
+                var json = JsonNode.Parse(frame.Text)!.AsObject();
+                if (json["type"]!.GetValue<string>() == type)
+                {
+                    return json;
+                }
+            }
+        }
+
+        var snapshot = await NextFrameAsync("snapshot");
+        Assert.Equal(["web-1"], snapshot["instances"]!.AsArray().Select(i => i!["name"]!.GetValue<string>()));
+        Assert.False(snapshot["include_archived"]!.GetValue<bool>());
+
+        var started = Stopwatch.StartNew();
+        await Api(HttpMethod.Post, "/api/instances/web-1/start");
+        JsonObject change;
+        do
+        {
+            change = await NextFrameAsync("status_changed");
+        }
+        while (change["status"]!.GetValue<string>() != "running");
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(2), $"the running delta took {started.Elapsed}");
+        Assert.Equal("web-1", change["name"]!.GetValue<string>());
+        Assert.True(change["pid"]!.GetValue<int>() > 0);
+
+        await socket.SendTextAsync("{\"type\":\"set_include_archived\",\"value\":true}");
+        var all = await NextFrameAsync("snapshot");
+        Assert.Equal(["old-1", "web-1"], all["instances"]!.AsArray().Select(i => i!["name"]!.GetValue<string>()).Order());
+        await Api(HttpMethod.Post, "/api/instances/web-1/stop");
+
+        await using var bad = await RawWebSocket.ConnectAsync(Hub.BaseUrl, "/ws/instances?token=" + Uri.EscapeDataString(token) + "&include_archived=maybe", subprotocols: null);
+        var error = JsonNode.Parse((await bad.ReadFrameAsync(TimeSpan.FromSeconds(5))).Text)!;
+        Assert.Equal("bad_params", error["code"]!.GetValue<string>());
+        Assert.Equal(4400, (await bad.ReadCloseAsync(TimeSpan.FromSeconds(5))).CloseCode);
     }
 }

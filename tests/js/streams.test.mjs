@@ -35,11 +35,16 @@ async function register(name) {
   assert.equal(response.status, 201);
 }
 
+let carolKey;
+
 before(async () => {
   hub = await start({ auth: true });
   ownerKey = readFileSync(join(hub.dataDir, "initial-owner-key"), "utf8").trim();
   await register("bob");
   await register("dave");
+  await register("carol");
+  // Direct messages come from users (a key without a user has no inbox to answer to): a key acting as carol.
+  carolKey = (await api("POST", "/api/keys", { name: "carol-key", scope: "write", user: "carol" })).json.key;
 });
 
 afterEach(async (t) => {
@@ -66,7 +71,8 @@ test("16a. events:messages and /ws/messages carry the same metadata-only events"
   clients.raws.add(plain);
   assert.deepEqual(await plain.next(), { type: "snapshot", recent_events: [] });
 
-  const lobby = socket.channel("hub:lobby");
+  const sender = await clients.connected(hub, { authToken: carolKey });
+  const lobby = sender.channel("hub:lobby");
   await joinOk(lobby);
   await pushOk(lobby, "dm", { to: "dave", body: "not about bob" });
   const sent = await pushOk(lobby, "dm", { to: "bob", body: "a secret body", correlation_id: "js-1" });

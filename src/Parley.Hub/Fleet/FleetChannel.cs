@@ -97,8 +97,16 @@ public sealed class FleetChannel : IChannelHandler
     /// <inheritdoc />
     public void OnLeft(Subscriber subscriber) => _watchers.TryRemove(subscriber, out _);
 
-    private static IEnumerable<InstanceView> Visible(IEnumerable<InstanceView> all, bool includeArchived) =>
+    /// <summary>What a watcher's snapshot holds: archived instances only with <paramref name="includeArchived"/>.</summary>
+    public static IEnumerable<InstanceView> Visible(IEnumerable<InstanceView> all, bool includeArchived) =>
         all.Where(v => includeArchived || !v.Record.Archived);
+
+    /// <summary>Whether a watcher hears <paramref name="change"/>: archive and unarchive always, other changes of archived instances only with <paramref name="includeArchived"/>.</summary>
+    public static bool Hears(FleetEvent change, bool includeArchived)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return includeArchived || change.Kind is FleetEvent.Archived or FleetEvent.Unarchived || !change.Instance.Record.Archived;
+    }
 
     // Also accepts {value: bool}, the field name of the design this stream follows.
     private static bool TryIncludeArchived(JsonElement payload, out bool include)
@@ -126,11 +134,10 @@ public sealed class FleetChannel : IChannelHandler
     // Under the fleet gate: in order, never waiting (a full connection is closed by its transport).
     private void OnChanged(FleetEvent change)
     {
-        var everyone = change.Kind is FleetEvent.Archived or FleetEvent.Unarchived || !change.Instance.Record.Archived;
         byte[]? frame = null;
         foreach (var (subscriber, include) in _watchers)
         {
-            if (everyone || include)
+            if (Hears(change, include))
             {
                 frame ??= WireFrames.Text(null, null, Topic, change.Kind, change, FleetJson.WriteEvent);
                 subscriber.Connection.Send(frame);

@@ -82,12 +82,16 @@ public static class FleetJson
         w.WriteNumber("updated_at"u8, record.UpdatedAtMs);
     }
 
-    /// <summary>Writes the snapshot <c>{instances: [...], include_archived}</c>.</summary>
-    public static void WriteSnapshot(Utf8JsonWriter w, IEnumerable<InstanceView> instances, bool includeArchived)
+    /// <summary>Writes the snapshot <c>{instances: [...], include_archived}</c>; with <paramref name="type"/> (plain streams) a <c>type</c> field comes first.</summary>
+    public static void WriteSnapshot(Utf8JsonWriter w, IEnumerable<InstanceView> instances, bool includeArchived, string? type = null)
     {
         ArgumentNullException.ThrowIfNull(w);
         ArgumentNullException.ThrowIfNull(instances);
         w.WriteStartObject();
+        if (type is not null)
+        {
+            w.WriteString("type"u8, type);
+        }
         w.WriteStartArray("instances"u8);
         foreach (var view in instances)
         {
@@ -102,12 +106,19 @@ public static class FleetJson
     /// Writes an event's payload: <c>{name, status, pid, timestamp, instance}</c> (for <c>status_changed</c> also
     /// <c>exit_code</c>, <c>signal</c> and <c>restarts</c>); <c>timestamp</c> is ISO-8601 UTC with milliseconds.
     /// </summary>
-    public static void WriteEvent(Utf8JsonWriter w, FleetEvent change)
+    public static void WriteEvent(Utf8JsonWriter w, FleetEvent change) => WriteEvent(w, change, withType: false);
+
+    /// <summary>The same payload with <c>type</c> (the event's name) first, for plain streams.</summary>
+    public static void WriteEvent(Utf8JsonWriter w, FleetEvent change, bool withType)
     {
         ArgumentNullException.ThrowIfNull(w);
         ArgumentNullException.ThrowIfNull(change);
         var view = change.Instance;
         w.WriteStartObject();
+        if (withType)
+        {
+            w.WriteString("type"u8, change.Kind);
+        }
         w.WriteString("name"u8, view.Name);
         w.WriteString("status"u8, view.Runtime.Status);
         WriteNullable(w, "pid"u8, view.Runtime.Pid);
