@@ -179,6 +179,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             var fleetChannel = new FleetChannel(hub, fleet);
             hub.Router.Add(fleetChannel);
             fleetChannel.RegisterLobbyCommands(hub.Lobby);
+            hub.Router.Add(new LogsChannel(hub, fleet));
             MapStreams(app, messageEvents, fleet);
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
@@ -258,6 +259,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         var registry = app.Services.GetRequiredService<PlainStreamRegistry>();
         registry.Add(new MessageEventStream(messageEvents));
         registry.Add(new InstanceStream(fleet));
+        registry.Add(new LogStream(fleet));
         var endpoint = app.Services.GetRequiredService<PlainStreamEndpoint>();
         app.Map(PlainStreamRegistry.PathPrefix + "{**path}", endpoint.HandleAsync);
     }

@@ -135,6 +135,10 @@ public sealed class FleetService : IAsyncDisposable
     public async ValueTask<string> LogPathAsync(string name, CancellationToken cancellationToken = default) =>
         (await EntryAsync(name, cancellationToken)).Runner.LogPath;
 
+    /// <summary>The live log feed of <paramref name="name"/>; <c>instance_not_found</c> otherwise.</summary>
+    public async ValueTask<LogFeed> LogFeedAsync(string name, CancellationToken cancellationToken = default) =>
+        (await EntryAsync(name, cancellationToken)).Runner.LogFeed;
+
     /// <summary>Creates a stopped instance (started at once when <paramref name="start"/>).</summary>
     public async Task<InstanceView> CreateAsync(FleetActor actor, string name, InstanceSpec spec, bool start = false, CancellationToken cancellationToken = default)
     {

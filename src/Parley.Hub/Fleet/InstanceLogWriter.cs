@@ -31,16 +31,20 @@ public sealed class InstanceLogWriter : IDisposable
         _maxBytes = maxBytes;
         _files = files;
         _time = time;
+        Feed = new LogFeed(_path, time);
     }
 
     /// <summary>The current log file.</summary>
     public string FilePath => _path;
 
+    /// <summary>The log as a live feed for tails (backlog, batched lines, rotations).</summary>
+    public LogFeed Feed { get; }
+
     /// <summary>Appends one line, stamped with the current time. <paramref name="stream"/> is <c>stdout</c>, <c>stderr</c> or <c>hub</c>.</summary>
     public void WriteLine(string stream, string text)
     {
-        var line = string.Create(CultureInfo.InvariantCulture, $"{_time.GetUtcNow().UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.fff'Z'} {stream} {text}\n");
-        var bytes = Encoding.UTF8.GetBytes(line);
+        var line = string.Create(CultureInfo.InvariantCulture, $"{_time.GetUtcNow().UtcDateTime:yyyy-MM-dd'T'HH:mm:ss.fff'Z'} {stream} {text}");
+        var bytes = Encoding.UTF8.GetBytes(line + "\n");
         lock (_lock)
         {
             if (_disposed)
@@ -52,7 +56,9 @@ public sealed class InstanceLogWriter : IDisposable
             {
                 Rotate();
                 file = _file = Open();
+                Feed.Rotated();
             }
+            Feed.Append(line); // before the write: a feed loading the file now must not see this line twice
             file.Write(bytes);
             file.Flush();
         }
@@ -98,5 +104,6 @@ public sealed class InstanceLogWriter : IDisposable
             _file?.Dispose();
             _file = null;
         }
+        Feed.Dispose();
     }
 }

@@ -60,6 +60,9 @@ internal sealed class InstanceRunner : IAsyncDisposable
     /// <summary>The log file.</summary>
     public string LogPath => _log.FilePath;
 
+    /// <summary>The instance's log as a live feed.</summary>
+    public LogFeed LogFeed => _log.Feed;
+
     /// <summary>Starts the process unless one is alive; resets the restart count and backoff. Completes once it runs (or failed to).</summary>
     public Task StartAsync(InstanceSpec spec) => Post(() => StartCoreAsync(spec, byOperator: true));
 

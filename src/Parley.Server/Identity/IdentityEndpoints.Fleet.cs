@@ -39,6 +39,30 @@ internal static partial class IdentityEndpoints
         app.MapGet("/api/instances/{name}", context => HandleAuthenticatedAsync(context, identity, readBody: false, (_, _) => Fleet(async () =>
             Instance(StatusCodes.Status200OK, await fleet.GetAsync(InstanceParameter(context), context.RequestAborted)))));
 
+        // The REST mirror of a log tail: the newest ?tail=N lines (default 100, at most 1000).
+        app.MapGet("/api/instances/{name}/logs", context => HandleAuthenticatedAsync(context, identity, readBody: false, (_, _) => Fleet(async () =>
+        {
+            var tail = LogsChannel.DefaultBacklog;
+            if (context.Request.Query.TryGetValue("tail", out var given)
+                && (!int.TryParse(given.ToString(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out tail) || tail > LogFeed.MaxBacklog))
+            {
+                throw new FleetException(FleetErrors.InvalidInstance, $"tail must be a whole number from 0 to {LogFeed.MaxBacklog}");
+            }
+            var name = InstanceParameter(context);
+            var lines = (await fleet.LogFeedAsync(name, context.RequestAborted)).Tail(tail);
+            return (StatusCodes.Status200OK, w =>
+            {
+                w.WriteString("name", name);
+                w.WriteStartArray("lines");
+                foreach (var line in lines)
+                {
+                    w.WriteStringValue(line.Text);
+                }
+                w.WriteEndArray();
+                w.WriteNumber("count", lines.Count);
+            });
+        })));
+
         app.MapPost("/api/instances", context => HandleAuthenticatedAsync(context, identity, readBody: true, (caller, body) => Fleet(async () =>
         {
             var actor = Actor(caller);

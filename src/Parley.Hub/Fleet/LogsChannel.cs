@@ -1,0 +1,131 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Parley.Hub.Channels;
+using Parley.Protocol;
+
+namespace Parley.Hub.Fleet;
+
+/// <summary>
+/// <c>logs:&lt;instance&gt;</c> (docs/protocol.md §15, log tails): any connection may watch. Join param
+/// <c>backlog</c> (0–1000, default 100); after the ok reply comes <c>backlog {lines, count}</c>, then
+/// <c>lines {lines, count}</c> batched in 100 ms windows, and <c>rotated {}</c> when the log file rotates.
+/// Lines are the stored log lines (<c>&lt;receive time&gt; &lt;stdout|stderr|hub&gt; &lt;text&gt;</c>).
+/// </summary>
+public sealed class LogsChannel(ParleyHub hub, FleetService fleet) : IChannelHandler
+{
+    /// <summary>Lines sent on join when the client does not say.</summary>
+    public const int DefaultBacklog = 100;
+
+    private const string Prefix = "logs:";
+    private readonly ConcurrentDictionary<Subscriber, IDisposable> _watches = new();
+
+    /// <inheritdoc />
+    public string TopicPrefix => Prefix;
+
+    /// <summary>Reads <c>backlog</c>: absent or null → 100; 0–1000; otherwise null with the reason in <paramref name="error"/>.</summary>
+    public static int? ReadBacklog(JsonElement value, out string error)
+    {
+        error = $"backlog must be a whole number from 0 to {LogFeed.MaxBacklog}";
+        return value.ValueKind switch
+        {
+            JsonValueKind.Undefined or JsonValueKind.Null => DefaultBacklog,
+            JsonValueKind.Number when value.TryGetInt32(out var n) && n is >= 0 and <= LogFeed.MaxBacklog => n,
+            _ => null,
+        };
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<Subscriber?> JoinAsync(ChannelRequest request, CancellationToken cancellationToken)
+    {
+        var (connection, message) = request;
+        var name = message.Topic[Prefix.Length..];
+        var requested = message.Payload.ValueKind == JsonValueKind.Object && message.Payload.TryGetProperty("backlog"u8, out var b) ? b : default;
+        if (ReadBacklog(requested, out var error) is not { } backlog)
+        {
+            connection.ReplyError(message, ErrorReasons.InvalidPayload, error);
+            return null;
+        }
+        LogFeed feed;
+        try
+        {
+            feed = await fleet.LogFeedAsync(name, cancellationToken);
+        }
+        catch (FleetException ex)
+        {
+            connection.ReplyError(message, ex.Code, ex.Message);
+            return null;
+        }
+        Topic topic;
+        Subscriber? subscriber;
+        do
+        {
+            topic = hub.Topics.GetOrAdd(message.Topic);
+            subscriber = topic.BeginSubscribe(connection, message.JoinRef ?? message.Ref ?? "", storeHead: 0, out _);
+        }
+        while (subscriber is null);
+        connection.ReplyOk(message, 0, static (w, _) =>
+        {
+            w.WriteStartObject();
+            w.WriteEndObject();
+        });
+        topic.CompleteSubscribe(subscriber);
+        var joinRef = subscriber.JoinRef;
+        var watch = feed.Watch(backlog,
+            lines => connection.Send(WireFrames.Text(joinRef, null, message.Topic, "backlog", lines, WriteLines)),
+            lines => connection.Send(WireFrames.Text(null, null, message.Topic, "lines", lines, WriteLines)),
+            () => connection.Send(WireFrames.Text(null, null, message.Topic, "rotated", 0, static (w, _) =>
+            {
+                w.WriteStartObject();
+                w.WriteEndObject();
+            })));
+        if (!_watches.TryAdd(subscriber, watch))
+        {
+            watch.Dispose();
+        }
+        return subscriber;
+    }
+
+    /// <inheritdoc />
+    public ValueTask HandleAsync(ChannelRequest request, Subscriber subscriber, CancellationToken cancellationToken)
+    {
+        var (connection, message) = request;
+        connection.ReplyError(message, ErrorReasons.UnknownEvent, "log topics take no pushes: join to follow, leave to stop");
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public void OnLeft(Subscriber subscriber)
+    {
+        if (_watches.TryRemove(subscriber, out var watch))
+        {
+            watch.Dispose();
+        }
+    }
+
+    /// <summary>Writes <c>{lines: [...], count}</c>.</summary>
+    public static void WriteLines(Utf8JsonWriter w, IReadOnlyList<LogLine> lines) => WriteLines(w, lines, type: null);
+
+    /// <summary>Writes <c>{type?, lines: [...], count, skipped?}</c> (the plain stream adds a type, and <c>skipped</c> after falling behind).</summary>
+    public static void WriteLines(Utf8JsonWriter w, IReadOnlyList<LogLine> lines, string? type, long? skipped = null)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(lines);
+        w.WriteStartObject();
+        if (type is not null)
+        {
+            w.WriteString("type"u8, type);
+        }
+        w.WriteStartArray("lines"u8);
+        foreach (var line in lines)
+        {
+            w.WriteStringValue(line.Text);
+        }
+        w.WriteEndArray();
+        w.WriteNumber("count"u8, lines.Count);
+        if (skipped is { } n)
+        {
+            w.WriteNumber("skipped"u8, n);
+        }
+        w.WriteEndObject();
+    }
+}
