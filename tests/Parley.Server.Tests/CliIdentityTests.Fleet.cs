@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Parley.Server.Tests.Infrastructure;
 
 namespace Parley.Server.Tests;
 
@@ -42,5 +43,39 @@ public sealed partial class CliIdentityTests
         Assert.Equal(["worker-2"], (await JsonCli(["fleet", "list", .. asAlice]))["instances"]!.AsArray().Select(i => i!["name"]!.GetValue<string>()));
         Assert.Equal(2, (await Cli(["fleet", "add", "bad", "--env", "NOEQUALS", .. asAlice, "--", "true"])).ExitCode);
         Assert.Equal(1, (await Cli(["fleet", "add", "Bad Name", .. asAlice, "--", "true"])).ExitCode);
+    }
+
+    [Fact]
+    public async Task Fleet_logs_prints_the_newest_lines_and_follows_new_ones()
+    {
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);
+        string[] asAlice = ["--server", Server, "--name", "alice", "--json"];
+        Assert.Equal(0, (await Cli(["fleet", "add", "ticker", "--start", .. asAlice, "--", "/bin/sh", "-c", "i=0; while [ $i -lt 600 ]; do echo tick-$i; i=$((i+1)); sleep 0.05; done"])).ExitCode);
+        await Task.Delay(600);
+
+        var recent = await JsonCli(["fleet", "logs", "ticker", "--tail", "3", .. asAlice]);
+        Assert.Equal(3, recent["count"]!.GetValue<int>());
+        Assert.Contains(" stdout tick-", recent["lines"]![2]!.GetValue<string>(), StringComparison.Ordinal);
+
+        using var follow = HubProcess.StartCli(_env, ["fleet", "logs", "ticker", "-f", "--tail", "1", .. asAlice]);
+        try
+        {
+            var seen = new List<string>();
+            using var timeout = new CancellationTokenSource(Limit);
+            while (seen.Count < 5)
+            {
+                var line = await follow.StandardOutput.ReadLineAsync(timeout.Token);
+                Assert.NotNull(line);
+                seen.Add(JsonNode.Parse(line)!["line"]!.GetValue<string>());
+            }
+            Assert.Equal(seen.Count, seen.Distinct().Count()); // the backlog line and live lines, none twice
+            Assert.All(seen, l => Assert.Contains(" tick-", l, StringComparison.Ordinal));
+        }
+        finally
+        {
+            follow.Kill(entireProcessTree: true);
+        }
+        Assert.Equal(4, (await Cli(["fleet", "logs", "nobody", .. asAlice])).ExitCode);
+        Assert.Equal(0, (await Cli(["fleet", "stop", "ticker", .. asAlice])).ExitCode);
     }
 }

@@ -196,8 +196,13 @@ internal static class ClientCommands
     /// <paramref name="onJoined"/>, then every <paramref name="event"/> message to <paramref name="print"/>.
     /// Status lines go to stderr; <paramref name="onRejoined"/> replaces the default rejoin line. Returns the exit code.
     /// </summary>
-    internal static async Task<int> FollowAsync(ParleyClient client, string verb, string topic, long? since, JsonObject? joinParams, string @event,
-        Action<PushReply> onJoined, Action<JsonElement> print, Func<Rejoined, CancellationToken, Task>? onRejoined, CancellationToken ct)
+    internal static Task<int> FollowAsync(ParleyClient client, string verb, string topic, long? since, JsonObject? joinParams, string @event,
+        Action<PushReply> onJoined, Action<JsonElement> print, Func<Rejoined, CancellationToken, Task>? onRejoined, CancellationToken ct) =>
+        FollowAsync(client, verb, topic, since, joinParams, [@event], onJoined, (_, payload) => print(payload), onRejoined, ct);
+
+    /// <summary>As above, for topics that push several events: <paramref name="handle"/> gets each one of <paramref name="eventNames"/> with its name.</summary>
+    internal static async Task<int> FollowAsync(ParleyClient client, string verb, string topic, long? since, JsonObject? joinParams, IReadOnlyCollection<string> eventNames,
+        Action<PushReply> onJoined, Action<string, JsonElement> handle, Func<Rejoined, CancellationToken, Task>? onRejoined, CancellationToken ct)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -215,9 +220,9 @@ internal static class ClientCommands
             {
                 await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
                 {
-                    if (message.Topic == topic && message.Event == @event)
+                    if (message.Topic == topic && eventNames.Contains(message.Event))
                     {
-                        print(message.Payload);
+                        handle(message.Event, message.Payload);
                     }
                 }
             }

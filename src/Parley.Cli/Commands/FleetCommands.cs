@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using static Parley.Cli.Commands.AdminCommands;
 
@@ -43,7 +44,74 @@ internal static class FleetCommands
         fleet.Subcommands.Add(Verb("clone", "Create a stopped copy of an instance under a new name.", c => { c.Arguments.Add(name); c.Arguments.Add(newName); },
             p => (HttpMethod.Post, $"{Path(p.GetValue(name)!)}/clone", new { name = p.GetValue(newName) }),
             r => "created " + Line(r)));
+        fleet.Subcommands.Add(Logs());
         return fleet;
+    }
+
+    // parley fleet logs NAME [--tail N] [-f]: the newest lines over REST, or backlog then live over logs:NAME.
+    private static Command Logs()
+    {
+        var command = new Command("logs", "Print an instance's newest log lines; -f follows them live (backlog, then new lines, across hub restarts; rotations are marked on stderr).");
+        var name = new Argument<string>("name") { Description = "The instance." };
+        var tail = new Option<int?>("--tail") { Description = "How many of the newest lines (default 100, at most 1000)." };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines until Ctrl-C." };
+        command.Arguments.Add(name);
+        command.Options.Add(tail);
+        command.Options.Add(follow);
+        var common = ClientCommands.CommonOptions(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            var instance = parse.GetValue(name)!;
+            var count = parse.GetValue(tail) ?? 100;
+            if (!parse.GetValue(follow))
+            {
+                return await IdentityCommands.RunAsync("fleet logs", parse.GetValue(common.Json), async () =>
+                {
+                    var (server, credentials, _, _) = ClientCommands.Resolve(parse, common);
+                    var bearer = credentials is null ? null : await credentials(new Parley.Client.CredentialRequest(false), ct);
+                    var reply = await IdentityCommands.GetAsync(server, $"{Path(instance)}/logs?tail={count}", bearer, ct);
+                    return (reply, string.Join(Environment.NewLine, reply["lines"]!.AsArray().Select(l => l!.GetValue<string>())));
+                });
+            }
+            return await ClientCommands.RunClientAsync("fleet logs", parse, common, async (client, json) =>
+            {
+                // Lines start with their receive time (24 characters): after a rejoin, backlog lines older than the
+                // last printed one, or printed already with the same time, are skipped.
+                var lastStamp = "";
+                var atLastStamp = new HashSet<string>(StringComparer.Ordinal);
+                void Print(JsonElement payload)
+                {
+                    foreach (var line in payload.GetProperty("lines").EnumerateArray().Select(l => l.GetString()!))
+                    {
+                        var stamp = line.Length >= 24 ? line[..24] : line;
+                        var order = string.CompareOrdinal(stamp, lastStamp);
+                        if (order < 0 || (order == 0 && !atLastStamp.Add(line)))
+                        {
+                            continue;
+                        }
+                        if (order > 0)
+                        {
+                            lastStamp = stamp;
+                            atLastStamp.Clear();
+                            atLastStamp.Add(line);
+                        }
+                        Console.WriteLine(json ? new JsonObject { ["instance"] = instance, ["line"] = line }.ToJsonString() : line);
+                    }
+                }
+                return await ClientCommands.FollowAsync(client, "fleet logs", "logs:" + instance, since: null, new JsonObject { ["backlog"] = count },
+                    ["backlog", "lines", "rotated"], _ => { }, (kind, payload) =>
+                    {
+                        if (kind == "rotated")
+                        {
+                            Console.Error.WriteLine($"parley: {instance}'s log rotated");
+                            return;
+                        }
+                        Print(payload);
+                    },
+                    (rejoined, _) => Console.Error.WriteLineAsync($"parley: rejoined {rejoined.Topic}; printing what is new"), ct);
+            });
+        });
+        return command;
     }
 
     private static Command Add(Argument<string> name)
