@@ -78,4 +78,51 @@ public sealed partial class CliIdentityTests
         Assert.Equal(4, (await Cli(["fleet", "logs", "nobody", .. asAlice])).ExitCode);
         Assert.Equal(0, (await Cli(["fleet", "stop", "ticker", .. asAlice])).ExitCode);
     }
+
+    [Fact]
+    public async Task Fleet_watch_prints_the_snapshot_then_changes_and_summarises_a_burst()
+    {
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);
+        string[] asAlice = ["--server", Server, "--name", "alice", "--json"];
+        Assert.Equal(0, (await Cli(["fleet", "add", "steady", .. asAlice, "--", "/bin/sh", "-c", "exec sleep 30"])).ExitCode);
+
+        using var watch = HubProcess.StartCli(_env, ["fleet", "watch", .. asAlice]);
+        try
+        {
+            using var timeout = new CancellationTokenSource(Limit);
+            async Task<JsonNode> NextAsync(Func<JsonNode, bool> match)
+            {
+                while (true)
+                {
+                    var line = await watch.StandardOutput.ReadLineAsync(timeout.Token);
+                    Assert.NotNull(line);
+                    var json = JsonNode.Parse(line)!;
+                    if (match(json))
+                    {
+                        return json;
+                    }
+                }
+            }
+
+            var snapshot = await NextAsync(j => j["type"]!.GetValue<string>() == "snapshot");
+            Assert.Equal("steady", snapshot["instances"]![0]!["name"]!.GetValue<string>());
+
+            Assert.Equal(0, (await Cli(["fleet", "add", "flappy", .. asAlice, "--", "/bin/sh", "-c", "exec sleep 30"])).ExitCode);
+            Assert.Equal("flappy", (await NextAsync(j => j["type"]!.GetValue<string>() == "instance_created"))["name"]!.GetValue<string>());
+            for (var i = 0; i < 3; i++) // each start and stop is several status changes
+            {
+                Assert.Equal(0, (await Cli(["fleet", "start", "flappy", .. asAlice])).ExitCode);
+                Assert.Equal(0, (await Cli(["fleet", "stop", "flappy", .. asAlice])).ExitCode);
+            }
+            var burst = await NextAsync(j => j["type"]!.GetValue<string>() == "burst");
+            Assert.Equal("flappy", burst["name"]!.GetValue<string>());
+            Assert.True(burst["changes"]!.GetValue<int>() > FleetBurstChanges);
+        }
+        finally
+        {
+            watch.Kill(entireProcessTree: true);
+        }
+    }
+
+    private const int FleetBurstChanges = 5;
 }

@@ -271,12 +271,18 @@ internal static class ClientCommands
         return ExitCodes.Ok;
     }
 
-    internal static async Task<int> RunClientAsync(string verb, ParseResult parse, Common common, Func<ParleyClient, bool, Task<int>> run)
+    internal static async Task<int> RunClientAsync(string verb, ParseResult parse, Common common, Func<ParleyClient, bool, Task<int>> run, IReadOnlyList<TimeSpan>? backoff = null)
     {
         try
         {
             var (server, credentials, _, _) = Resolve(parse, common);
-            await using var client = new ParleyClient(new ParleyClientOptions { Server = server, Credentials = credentials, ClientKind = "cli" });
+            await using var client = new ParleyClient(new ParleyClientOptions
+            {
+                Server = server,
+                Credentials = credentials,
+                ClientKind = "cli",
+                Backoff = backoff ?? new ParleyClientOptions { Server = server }.Backoff,
+            });
             await client.StartAsync();
             return await run(client, parse.GetValue(common.Json));
         }

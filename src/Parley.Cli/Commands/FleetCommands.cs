@@ -45,6 +45,7 @@ internal static class FleetCommands
             p => (HttpMethod.Post, $"{Path(p.GetValue(name)!)}/clone", new { name = p.GetValue(newName) }),
             r => "created " + Line(r)));
         fleet.Subcommands.Add(Logs());
+        fleet.Subcommands.Add(FleetWatchCommand.Create());
         return fleet;
     }
 
