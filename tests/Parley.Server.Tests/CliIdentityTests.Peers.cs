@@ -3,38 +3,10 @@ using Parley.Server.Tests.Infrastructure;
 
 namespace Parley.Server.Tests;
 
-/// <summary><c>parley peers</c> as a process against a real hub with identity: JSON output, and a private channel's presence refused to non-members.</summary>
-public sealed class PeersTests : IAsyncLifetime
+/// <summary><c>parley peers</c> as a process: JSON output, and a private channel's presence refused to non-members.</summary>
+public sealed partial class CliIdentityTests
 {
-    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
-    private TestHub _hub = null!;
-    private string _config = null!;
-    private Dictionary<string, string> _env = null!;
-
-    public async Task InitializeAsync()
-    {
-        _hub = await TestHub.StartAsync(configureServer: o => o.InsecureNoAuth = false);
-        _config = Path.Combine(Path.GetTempPath(), "parley-cli-" + Guid.NewGuid().ToString("N"));
-        _env = new Dictionary<string, string> { ["XDG_CONFIG_HOME"] = _config };
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _hub.DisposeAsync();
-        try
-        {
-            Directory.Delete(_config, recursive: true);
-        }
-        catch (DirectoryNotFoundException)
-        {
-        }
-    }
-
-    private Task<(int ExitCode, string Stdout, string Stderr)> Cli(params string[] args) => HubProcess.RunCliAsync(Limit, _env, args);
-
-    private string Server => _hub.BaseUrl.ToString().TrimEnd('/');
-
-    private async Task<string> OkAsync(params string[] args)
+    private async Task<string> PeersOkAsync(params string[] args)
     {
         var (code, stdout, stderr) = await Cli(args);
         Assert.True(code == 0, $"parley {string.Join(' ', args)}: exit {code}: {stderr}");
@@ -43,19 +15,19 @@ public sealed class PeersTests : IAsyncLifetime
 
     private async Task<RawWebSocket> SocketAsync(string user, string client)
     {
-        var token = JsonNode.Parse(await OkAsync("login", "--server", Server, "--name", user, "--json"))!["access_token"]!.GetValue<string>();
+        var token = JsonNode.Parse(await PeersOkAsync("login", "--server", Server, "--name", user, "--json"))!["access_token"]!.GetValue<string>();
         return await RawWebSocket.ConnectAsync(_hub.BaseUrl, $"/socket/websocket?vsn=2.0.0&client={client}&token={Uri.EscapeDataString(token)}");
     }
 
     [Fact]
     public async Task Peers_lists_who_is_where_as_json_and_refuses_a_private_channel_to_non_members()
     {
-        await OkAsync("register", "--server", Server, "--name", "alice");
+        await PeersOkAsync("register", "--server", Server, "--name", "alice");
         string[] asAlice = ["--server", Server, "--name", "alice"];
         string[] asBob = ["--server", Server, "--name", "bob"];
-        await OkAsync(["channels", "create", "ops", "--private", .. asAlice]);
-        var invite = JsonNode.Parse(await OkAsync(["invites", "create", "--role", "member", "--json", .. asAlice]))!["code"]!.GetValue<string>();
-        await OkAsync("register", "--server", Server, "--name", "bob", "--invite", invite);
+        await PeersOkAsync(["channels", "create", "ops", "--private", .. asAlice]);
+        var invite = JsonNode.Parse(await PeersOkAsync(["invites", "create", "--role", "member", "--json", .. asAlice]))!["code"]!.GetValue<string>();
+        await PeersOkAsync("register", "--server", Server, "--name", "bob", "--invite", invite);
 
         await using var alice = await SocketAsync("alice", "agent");
         await alice.JoinAsync("room:ops");
@@ -66,7 +38,7 @@ public sealed class PeersTests : IAsyncLifetime
         await using var bob = await SocketAsync("bob", "cli");
         await bob.JoinAsync("room:pub");
 
-        var all = JsonNode.Parse(await OkAsync(["peers", "--json", .. asAlice]))!;
+        var all = JsonNode.Parse(await PeersOkAsync(["peers", "--json", .. asAlice]))!;
         var topics = all["topics"]!.AsArray().ToDictionary(t => t!["topic"]!.GetValue<string>(), t => t!["presences"]!.AsObject());
         Assert.Equal(["room:ops", "room:pub"], topics.Keys.Order());
         var aliceOnOps = topics["room:ops"]["alice"]!["metas"]!.AsArray().Single()!;
@@ -80,7 +52,7 @@ public sealed class PeersTests : IAsyncLifetime
         Assert.Equal("cli", topics["room:pub"]["bob"]!["metas"]![0]!["client"]!.GetValue<string>());
 
         // Bob sees the public room but not the private one, and asking for it is refused (exit 3).
-        var bobs = JsonNode.Parse(await OkAsync(["peers", "--json", .. asBob]))!;
+        var bobs = JsonNode.Parse(await PeersOkAsync(["peers", "--json", .. asBob]))!;
         Assert.Equal(["room:pub"], bobs["topics"]!.AsArray().Select(t => t!["topic"]!.GetValue<string>()));
         var (refused, refusedOut, refusedErr) = await Cli(["peers", "--channel", "ops", .. asBob]);
         Assert.Equal(3, refused);
@@ -90,7 +62,7 @@ public sealed class PeersTests : IAsyncLifetime
         Assert.DoesNotContain("alice", refusedErr, StringComparison.Ordinal);
 
         // The human form: one line per user with status, client kinds and summary.
-        var human = await OkAsync(["peers", "--channel", "pub", .. asAlice]);
+        var human = await PeersOkAsync(["peers", "--channel", "pub", .. asAlice]);
         Assert.Contains("room:pub", human, StringComparison.Ordinal);
         Assert.Matches(@"alice\s+working\s+agent\s+triaging the queue", human);
         Assert.Matches(@"bob\s+idle\s+cli", human);
@@ -103,7 +75,7 @@ public sealed class PeersTests : IAsyncLifetime
         // Gone from the list once the socket closes.
         await bob.DisposeAsync();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (JsonNode.Parse(await OkAsync(["peers", "--channel", "pub", "--json", .. asAlice]))!["topics"]![0]!["presences"]!.AsObject().ContainsKey("bob"))
+        while (JsonNode.Parse(await PeersOkAsync(["peers", "--channel", "pub", "--json", .. asAlice]))!["topics"]![0]!["presences"]!.AsObject().ContainsKey("bob"))
         {
             Assert.True(DateTime.UtcNow < deadline, "bob is still listed 10 s after his socket closed");
             await Task.Delay(100);
