@@ -32,7 +32,7 @@ public sealed partial class CliIdentityTests
         Assert.Equal(3, (await Cli(["fleet", "stop", "worker", .. asBob])).ExitCode); // members watch, admins operate
         Assert.Equal(4, (await Cli(["fleet", "stop", "nobody", .. asAlice])).ExitCode);
         var (busy, _, busyErr) = await Cli(["fleet", "rm", "worker", .. asAlice]);
-        Assert.Equal(1, busy);
+        Assert.Equal(6, busy); // 409: a conflict
         Assert.Contains("instance_running", busyErr, StringComparison.Ordinal);
 
         var stopped = await JsonCli(["fleet", "stop", "worker", .. asAlice]);
@@ -43,6 +43,7 @@ public sealed partial class CliIdentityTests
         Assert.Equal(["worker-2"], (await JsonCli(["fleet", "list", .. asAlice]))["instances"]!.AsArray().Select(i => i!["name"]!.GetValue<string>()));
         Assert.Equal(2, (await Cli(["fleet", "add", "bad", "--env", "NOEQUALS", .. asAlice, "--", "true"])).ExitCode);
         Assert.Equal(1, (await Cli(["fleet", "add", "Bad Name", .. asAlice, "--", "true"])).ExitCode);
+        Assert.Equal(6, (await Cli(["fleet", "add", "worker-2", .. asAlice, "--", "true"])).ExitCode); // 409 instance_exists
     }
 
     [Fact]

@@ -97,4 +97,16 @@ public sealed class LogTailTests : AuthenticatedHubTest
         Assert.Equal("bad_params", JsonNode.Parse((await bad.ReadFrameAsync(TimeSpan.FromSeconds(5))).Text)!["code"]!.GetValue<string>());
         Assert.Equal(4400, (await bad.ReadCloseAsync(TimeSpan.FromSeconds(5))).CloseCode);
     }
+
+    [Fact]
+    public async Task Deleting_an_instance_ends_its_tails()
+    {
+        await StartTalkerAsync("brief");
+        var watcher = await ConnectAsUserAsync("mia");
+        Assert.True((await watcher.JoinAsync("logs:brief")).IsOk);
+        await Id.CallAsync(HttpMethod.Post, "/api/instances/brief/stop");
+        await Id.CallAsync(HttpMethod.Delete, "/api/instances/brief");
+        var closed = await NextAsync(watcher, "phx_close", TimeSpan.FromSeconds(5));
+        Assert.Equal("logs:brief", closed.Topic);
+    }
 }

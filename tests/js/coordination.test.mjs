@@ -117,3 +117,24 @@ test("9c. a direct message is stored before its ack and delivered on the recipie
   assert.equal(refused.status, "error");
   assert.equal(refused.response.reason, "forbidden");
 });
+
+test("9d. fleet: the join reply is the snapshot, then every lifecycle change is an event; logs: tails the output", async () => {
+  const name = unique("js").toLowerCase();
+  const socket = await clients.connected(hub, { authToken: ownerKey });
+  const fleet = socket.channel("fleet:instances");
+  const snapshot = await joinOk(fleet);
+  assert.ok(Array.isArray(snapshot.instances));
+  await api("POST", "/api/instances", { name, command: "/bin/sh", args: ["-c", "while true; do echo hello-from-js; sleep 0.1; done"] });
+  const created = await waitUntil(() => eventsOf(socket, "fleet:instances", "instance_created").find((e) => e.name === name), { what: "instance_created" });
+  assert.equal(created.status, "stopped");
+  await api("POST", `/api/instances/${name}/start`);
+  await waitUntil(() => eventsOf(socket, "fleet:instances", "status_changed").find((e) => e.name === name && e.status === "running"), { what: "running" });
+
+  const logs = socket.channel(`logs:${name}`, { backlog: 1 });
+  await joinOk(logs);
+  const lines = await waitUntil(() => eventsOf(socket, `logs:${name}`, "lines").flatMap((e) => e.lines).find((l) => l.includes("hello-from-js")), { what: "a log line" });
+  assert.match(lines, /^\d{4}-\d\d-\d\dT.*Z stdout hello-from-js$/);
+  await api("POST", `/api/instances/${name}/stop`);
+  await waitUntil(() => eventsOf(socket, "fleet:instances", "status_changed").find((e) => e.name === name && e.status === "stopped"), { what: "stopped" });
+});
+

@@ -198,6 +198,7 @@ internal static class IdentityCommands
                 {
                     401 or 403 => ExitCodes.Authentication,
                     404 => ExitCodes.NotFound,
+                    409 => ExitCodes.Conflict,
                     _ => ExitCodes.Failure,
                 });
             }

@@ -11,13 +11,35 @@ namespace Parley.Hub.Fleet;
 /// <c>lines {lines, count}</c> batched in 100 ms windows, and <c>rotated {}</c> when the log file rotates.
 /// Lines are the stored log lines (<c>&lt;receive time&gt; &lt;stdout|stderr|hub&gt; &lt;text&gt;</c>).
 /// </summary>
-public sealed class LogsChannel(ParleyHub hub, FleetService fleet) : IChannelHandler
+public sealed class LogsChannel : IChannelHandler
 {
     /// <summary>Lines sent on join when the client does not say.</summary>
     public const int DefaultBacklog = 100;
 
     private const string Prefix = "logs:";
     private readonly ConcurrentDictionary<Subscriber, IDisposable> _watches = new();
+    private readonly ParleyHub _hub;
+    private readonly FleetService _fleet;
+
+    public LogsChannel(ParleyHub hub, FleetService fleet)
+    {
+        ArgumentNullException.ThrowIfNull(hub);
+        ArgumentNullException.ThrowIfNull(fleet);
+        _hub = hub;
+        _fleet = fleet;
+        // A deleted instance has no log to follow: its tails end with phx_close (a server-side leave).
+        fleet.Changed += change =>
+        {
+            if (change.Kind == FleetEvent.Deleted)
+            {
+                var topic = Prefix + change.Instance.Name;
+                foreach (var subscriber in _watches.Keys.Where(s => s.Topic.Name == topic).ToList())
+                {
+                    subscriber.Connection.RemoveSubscription(topic, sendClose: true);
+                }
+            }
+        };
+    }
 
     /// <inheritdoc />
     public string TopicPrefix => Prefix;
@@ -48,7 +70,7 @@ public sealed class LogsChannel(ParleyHub hub, FleetService fleet) : IChannelHan
         LogFeed feed;
         try
         {
-            feed = await fleet.LogFeedAsync(name, cancellationToken);
+            feed = await _fleet.LogFeedAsync(name, cancellationToken);
         }
         catch (FleetException ex)
         {
@@ -59,7 +81,7 @@ public sealed class LogsChannel(ParleyHub hub, FleetService fleet) : IChannelHan
         Subscriber? subscriber;
         do
         {
-            topic = hub.Topics.GetOrAdd(message.Topic);
+            topic = _hub.Topics.GetOrAdd(message.Topic);
             subscriber = topic.BeginSubscribe(connection, message.JoinRef ?? message.Ref ?? "", storeHead: 0, out _);
         }
         while (subscriber is null);
