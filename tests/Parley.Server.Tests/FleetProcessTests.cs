@@ -103,6 +103,64 @@ public sealed class FleetProcessTests
         }
     }
 
+    [Fact]
+    public async Task Fleet_logs_follow_keeps_printing_across_a_hub_restart_without_repeating_a_line()
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "parley-fleet-logs-" + Guid.NewGuid().ToString("N"));
+        var config = Path.Combine(dataDir, "config");
+        var port = HubProcess.FreePort();
+        var hub = await HubProcess.StartAsync(dataDir, port);
+        System.Diagnostics.Process? follow = null;
+        try
+        {
+            using (var http = Client(hub, dataDir))
+            {
+                using var created = await http.PostAsJsonAsync("/api/instances", new
+                {
+                    name = "ticker",
+                    command = "/bin/sh",
+                    args = new[] { "-c", "i=0; while true; do echo tick-$$-$i; i=$((i+1)); sleep 0.05; done" },
+                    start = true,
+                });
+                Assert.True(created.IsSuccessStatusCode, await created.Content.ReadAsStringAsync());
+            }
+            var key = File.ReadAllText(Path.Combine(dataDir, ParleyServerHost.InitialOwnerKeyFileName)).Trim();
+            follow = HubProcess.StartCli(new Dictionary<string, string> { ["XDG_CONFIG_HOME"] = config },
+                "fleet", "logs", "ticker", "-f", "--tail", "1", "--json", "--server", hub.BaseUrl.ToString(), "--token", key);
+            var lines = new List<string>();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            async Task ReadAsync(Func<bool> enough)
+            {
+                while (!enough())
+                {
+                    var line = await follow.StandardOutput.ReadLineAsync(timeout.Token);
+                    Assert.NotNull(line);
+                    lines.Add(JsonNode.Parse(line)!["line"]!.GetValue<string>());
+                }
+            }
+
+            await ReadAsync(() => lines.Count >= 5);
+            var before = lines.Count;
+            static string? PidOf(string line) => line.Split(" stdout tick-") is [_, var rest] ? rest.Split('-')[0] : null;
+            var firstPid = PidOf(lines[^1]);
+            await hub.TerminateAsync(TimeSpan.FromSeconds(20));
+            await hub.DisposeAsync();
+            hub = await HubProcess.StartAsync(dataDir, port); // the instance is marked running: it starts again
+            // Lines of the instance's new process (a new pid) reach the follower after the restart.
+            await ReadAsync(() => lines.Skip(before).Count(l => PidOf(l) is { } pid && pid != firstPid) >= 5);
+
+            Assert.Equal(lines.Count, lines.Distinct().Count()); // nothing printed twice after the rejoin's backlog
+            Assert.Equal(lines.OrderBy(l => l[..24], StringComparer.Ordinal), lines); // in time order
+        }
+        finally
+        {
+            follow?.Kill(entireProcessTree: true);
+            follow?.Dispose();
+            await hub.DisposeAsync();
+            TestHub.TryDelete(dataDir);
+        }
+    }
+
     private static HttpClient Client(HubProcess hub, string dataDir)
     {
         var http = new HttpClient { BaseAddress = hub.BaseUrl, Timeout = TimeSpan.FromSeconds(20) };
