@@ -34,6 +34,28 @@ internal sealed class SerializedConnection(SqliteConnection connection) : IAsync
         }
     }
 
+    /// <summary>
+    /// Opens <paramref name="path"/> (see <see cref="Open"/>) off the caller's thread, runs <paramref name="prepare"/>
+    /// on it (schema, migrations) and wraps it; the connection is closed again when <paramref name="prepare"/> throws.
+    /// </summary>
+    public static async Task<SerializedConnection> OpenAsync(string path, bool synchronousFull, Action<SqliteConnection> prepare)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(prepare);
+        await Task.Yield();
+        var connection = Open(path, synchronousFull);
+        try
+        {
+            prepare(connection);
+            return new SerializedConnection(connection);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
     public async ValueTask<T> RunAsync<T>(Func<SqliteConnection, T> work, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);

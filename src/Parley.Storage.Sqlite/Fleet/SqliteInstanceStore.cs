@@ -29,19 +29,7 @@ public sealed class SqliteInstanceStore : IInstanceStore
     /// <param name="synchronousFull">fsync every commit (the default durability).</param>
     public static async Task<SqliteInstanceStore> OpenAsync(string path, bool synchronousFull = true, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        await Task.Yield();
-        var connection = SerializedConnection.Open(path, synchronousFull);
-        try
-        {
-            Execute(connection, SchemaSql);
-            return new SqliteInstanceStore(new SerializedConnection(connection));
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+        return new SqliteInstanceStore(await SerializedConnection.OpenAsync(path, synchronousFull, static c => Execute(c, SchemaSql)));
     }
 
     /// <inheritdoc />

@@ -70,32 +70,22 @@ public sealed class SqliteIdentityStore : IIdentityStore
     /// <summary>Opens (creating if needed) the identity database at <paramref name="path"/>.</summary>
     public static async Task<SqliteIdentityStore> OpenAsync(string path, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        await Task.Yield();
-        var connection = SerializedConnection.Open(path, synchronousFull: true);
-        try
+        var hubId = "";
+        var connection = await SerializedConnection.OpenAsync(path, synchronousFull: true, c =>
         {
-            string hubId;
-            using (var tx = connection.BeginTransaction(deferred: false))
+            using var tx = c.BeginTransaction(deferred: false);
+            Execute(c, SchemaSql);
+            var version = ReadMeta(c, "schema_version");
+            if (version is not null && version != SchemaVersion.ToString(CultureInfo.InvariantCulture))
             {
-                Execute(connection, SchemaSql);
-                var version = ReadMeta(connection, "schema_version");
-                if (version is not null && version != SchemaVersion.ToString(CultureInfo.InvariantCulture))
-                {
-                    throw new NotSupportedException($"The identity database has schema version {version}; this build supports version {SchemaVersion}.");
-                }
-                hubId = ReadMeta(connection, "hub_id") ?? "hub_" + Secrets.RandomBase64Url(12);
-                WriteMeta(connection, "hub_id", hubId);
-                WriteMeta(connection, "schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
-                tx.Commit();
+                throw new NotSupportedException($"The identity database has schema version {version}; this build supports version {SchemaVersion}.");
             }
-            return new SqliteIdentityStore(new SerializedConnection(connection), hubId);
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+            hubId = ReadMeta(c, "hub_id") ?? "hub_" + Secrets.RandomBase64Url(12);
+            WriteMeta(c, "hub_id", hubId);
+            WriteMeta(c, "schema_version", SchemaVersion.ToString(CultureInfo.InvariantCulture));
+            tx.Commit();
+        });
+        return new SqliteIdentityStore(connection, hubId);
     }
 
     // ---- users ----

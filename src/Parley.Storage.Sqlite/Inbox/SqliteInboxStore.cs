@@ -36,23 +36,14 @@ public sealed class SqliteInboxStore : IInboxStore
     /// <param name="synchronousFull">fsync every commit (the default: an acked DM survives power loss).</param>
     public static async Task<SqliteInboxStore> OpenAsync(string path, bool synchronousFull = true, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        await Task.Yield();
-        var connection = SerializedConnection.Open(path, synchronousFull);
-        try
+        return new SqliteInboxStore(await SerializedConnection.OpenAsync(path, synchronousFull, static c =>
         {
-            Execute(connection, SchemaSql);
-            if (!Query(connection, "SELECT name FROM pragma_table_info('dm_messages')", static r => r.GetString(0)).Contains("correlation_id"))
+            Execute(c, SchemaSql);
+            if (!Query(c, "SELECT name FROM pragma_table_info('dm_messages')", static r => r.GetString(0)).Contains("correlation_id"))
             {
-                Execute(connection, CorrelationColumnSql);
+                Execute(c, CorrelationColumnSql);
             }
-            return new SqliteInboxStore(new SerializedConnection(connection));
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+        }));
     }
 
     public ValueTask<IReadOnlyList<InboxItem>> StoreAsync(DirectMessage message, IReadOnlyList<string> recipients, CancellationToken cancellationToken = default) =>

@@ -30,19 +30,7 @@ public sealed class SqliteStateStore : IStateStore
     /// <param name="synchronousFull">fsync every commit (the default durability); false trades the last commits on power loss for speed.</param>
     public static async Task<SqliteStateStore> OpenAsync(string path, bool synchronousFull = true, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        await Task.Yield();
-        var connection = SerializedConnection.Open(path, synchronousFull);
-        try
-        {
-            Execute(connection, SchemaSql);
-            return new SqliteStateStore(new SerializedConnection(connection));
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+        return new SqliteStateStore(await SerializedConnection.OpenAsync(path, synchronousFull, static c => Execute(c, SchemaSql)));
     }
 
     public ValueTask<StateSnapshot> LoadAsync(string ns, CancellationToken cancellationToken = default) =>
