@@ -34,9 +34,12 @@ public sealed class ParleyClientOptions
     /// <summary>Bound on waiting for a reply to a push or join. Default 15 s.</summary>
     public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>Waits between reconnect attempts (the last repeats), each with ±20% jitter. Default 1, 2, 5, 10, 30 s.</summary>
-    public IReadOnlyList<TimeSpan> Backoff { get; init; } =
+    /// <summary>The default <see cref="Backoff"/>: 1, 2, 5, 10, 30 s.</summary>
+    public static readonly IReadOnlyList<TimeSpan> DefaultBackoff =
         [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30)];
+
+    /// <summary>Waits between reconnect attempts (the last repeats), each with ±20% jitter. Default <see cref="DefaultBackoff"/>.</summary>
+    public IReadOnlyList<TimeSpan> Backoff { get; init; } = DefaultBackoff;
 
     /// <summary>A connection up this long resets the backoff. Default 10 s.</summary>
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(10);

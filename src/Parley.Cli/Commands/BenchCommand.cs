@@ -91,17 +91,11 @@ internal static class BenchCommand
     private static async Task<int> RunAsync(BenchOptions options, bool json, CancellationToken cancellationToken)
     {
         // `parley` leaves signal handling to each verb: Ctrl-C or SIGTERM stops the run early, then it reports.
-        using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            interrupt.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+        using var interrupt = new CtrlC(cancellationToken);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
         {
             context.Cancel = true;
-            interrupt.Cancel();
+            interrupt.Source.Cancel();
         });
         try
         {
@@ -127,10 +121,6 @@ internal static class BenchCommand
         {
             await Console.Error.WriteLineAsync($"parley bench: the run failed unexpectedly: {ex}");
             return ExitCodes.Failure;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 

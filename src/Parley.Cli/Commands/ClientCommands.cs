@@ -204,37 +204,25 @@ internal static class ClientCommands
     internal static async Task<int> FollowAsync(ParleyClient client, string verb, string topic, long? since, JsonObject? joinParams, IReadOnlyCollection<string> eventNames,
         Action<PushReply> onJoined, Action<string, JsonElement> handle, Func<Rejoined, CancellationToken, Task>? onRejoined, CancellationToken ct)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            stop.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+        using var ctrlC = new CtrlC(ct);
+        var stop = ctrlC.Source;
+        onJoined(await JoinOrThrowAsync(client, topic, since, joinParams, stop.Token, untilJoined: true));
+        await Console.Error.WriteLineAsync($"parley {verb}: following {topic} (Ctrl-C to stop)");
+        var events = ReportEventsAsync(client, stop, onRejoined);
         try
         {
-            onJoined(await JoinOrThrowAsync(client, topic, since, joinParams, stop.Token, untilJoined: true));
-            await Console.Error.WriteLineAsync($"parley {verb}: following {topic} (Ctrl-C to stop)");
-            var events = ReportEventsAsync(client, stop, onRejoined);
-            try
+            await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
             {
-                await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
+                if (message.Topic == topic && eventNames.Contains(message.Event))
                 {
-                    if (message.Topic == topic && eventNames.Contains(message.Event))
-                    {
-                        handle(message.Event, message.Payload);
-                    }
+                    handle(message.Event, message.Payload);
                 }
             }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-            }
-            return await events;
         }
-        finally
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
-            Console.CancelKeyPress -= onCancel;
         }
+        return await events;
     }
 
     // Status lines for a long-running verb; returns the exit code (auth failure ends the stream).
@@ -281,7 +269,7 @@ internal static class ClientCommands
                 Server = server,
                 Credentials = credentials,
                 ClientKind = "cli",
-                Backoff = backoff ?? new ParleyClientOptions { Server = server }.Backoff,
+                Backoff = backoff ?? ParleyClientOptions.DefaultBackoff,
             });
             await client.StartAsync();
             return await run(client, parse.GetValue(common.Json));

@@ -35,13 +35,8 @@ internal static class FleetWatchCommand
         var common = ClientCommands.CommonOptions(command);
         command.SetAction((parse, ct) => ClientCommands.RunClientAsync("fleet watch", parse, common, async (client, json) =>
         {
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            ConsoleCancelEventHandler onCancel = (_, e) =>
-            {
-                e.Cancel = true;
-                stop.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
+            using var ctrlC = new CtrlC(ct);
+            var stop = ctrlC.Source;
             var screen = new Screen(json, interactive: !json && !Console.IsOutputRedirected);
             try
             {
@@ -76,7 +71,6 @@ internal static class FleetWatchCommand
             }
             finally
             {
-                Console.CancelKeyPress -= onCancel;
                 screen.Done();
             }
         }, Backoff));
