@@ -49,4 +49,10 @@ internal static partial class HubLog
 
     [LoggerMessage(107, LogLevel.Information, "Shutting down: flushing {Pending} pending appends, closing {Connections} connections")]
     public static partial void ShuttingDown(ILogger logger, int pending, long connections);
+
+    [LoggerMessage(120, LogLevel.Information, "Connection {ConnectionId} fell behind on a snapshot stream ({BudgetBytes} bytes queued): its deltas are dropped until a fresh snapshot")]
+    public static partial void StreamLagging(ILogger logger, string connectionId, long budgetBytes);
+
+    [LoggerMessage(121, LogLevel.Error, "Resyncing connection {ConnectionId} on a snapshot stream failed; retrying")]
+    public static partial void StreamResyncFailed(ILogger logger, string connectionId, Exception exception);
 }

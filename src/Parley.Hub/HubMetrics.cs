@@ -19,6 +19,7 @@ public sealed class HubMetrics
     private long _rateLimitCloses;
     private long _protocolErrorCloses;
     private long _idleTimeoutCloses;
+    private long _streamResyncs;
 
     /// <summary>Sockets currently open.</summary>
     public long Connections => Volatile.Read(ref _connectionsOpened) - Volatile.Read(ref _connectionsClosed);
@@ -34,6 +35,9 @@ public sealed class HubMetrics
     public long RateLimitCloses => Volatile.Read(ref _rateLimitCloses);
     public long ProtocolErrorCloses => Volatile.Read(ref _protocolErrorCloses);
     public long IdleTimeoutCloses => Volatile.Read(ref _idleTimeoutCloses);
+
+    /// <summary>Subscribers of snapshot + delta topics that fell behind and were sent a fresh snapshot instead of their deltas.</summary>
+    public long StreamResyncs => Volatile.Read(ref _streamResyncs);
 
     /// <summary>Called once per committed store batch with its duration in seconds.</summary>
     public event Action<double>? CommitObserved;
@@ -51,5 +55,6 @@ public sealed class HubMetrics
     public void RateLimitClose() => Interlocked.Increment(ref _rateLimitCloses);
     public void ProtocolErrorClose() => Interlocked.Increment(ref _protocolErrorCloses);
     public void IdleTimeoutClose() => Interlocked.Increment(ref _idleTimeoutCloses);
+    public void StreamResync() => Interlocked.Increment(ref _streamResyncs);
     public void Committed(double seconds) => CommitObserved?.Invoke(seconds);
 }

@@ -46,6 +46,17 @@ public sealed class HubOptions
     /// <summary>Bytes a connection may have queued for sending; overflow closes it with 4008 "slow consumer". Default 4 MiB.</summary>
     public int MaxOutboundQueueBytes { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// Queued bytes above which a subscriber of a snapshot + delta topic (<c>fleet:instances</c>, <c>logs:</c>,
+    /// <c>events:messages</c>) counts as behind: its deltas are dropped and, once its queue drains, it gets a
+    /// fresh snapshot instead of being closed. 0 (the default) means a quarter of <see cref="MaxOutboundQueueBytes"/>
+    /// (1 MiB with the defaults); otherwise at most half of it.
+    /// </summary>
+    public int StreamLagBytes { get; set; }
+
+    /// <summary><see cref="StreamLagBytes"/> with its default applied.</summary>
+    public int EffectiveStreamLagBytes => StreamLagBytes == 0 ? MaxOutboundQueueBytes / 4 : StreamLagBytes;
+
     /// <summary>Messages kept per topic. Default 10,000.</summary>
     public int RetentionMessagesPerTopic { get; set; } = 10_000;
 
@@ -97,6 +108,10 @@ public sealed class HubOptions
         Check(IdleTimeout, TimeSpan.FromMilliseconds(100), TimeSpan.FromDays(1), nameof(IdleTimeout));
         Check(TokenExpiryWarning, TimeSpan.Zero, TimeSpan.FromHours(1), nameof(TokenExpiryWarning));
         Check(MaxOutboundQueueBytes, 64 * 1024, 1024 * 1024 * 1024, nameof(MaxOutboundQueueBytes));
+        if (StreamLagBytes != 0)
+        {
+            Check(StreamLagBytes, 1024, MaxOutboundQueueBytes / 2, nameof(StreamLagBytes));
+        }
         Check(RetentionMessagesPerTopic, 1, int.MaxValue, nameof(RetentionMessagesPerTopic));
         Check(RetentionMaxAge, TimeSpan.FromSeconds(1), TimeSpan.FromDays(36500), nameof(RetentionMaxAge));
         Check(RetentionInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromDays(1), nameof(RetentionInterval));

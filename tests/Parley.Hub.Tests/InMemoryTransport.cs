@@ -53,6 +53,11 @@ internal sealed class InMemoryTransport(int byteLimit = int.MaxValue, bool recor
 
     public long BytesQueued => Interlocked.Read(ref _bytes);
 
+    /// <summary>What the transport reports as not yet written (a test sets it to play a stalled reader).</summary>
+    public long Backlog { get; set; }
+
+    public long QueuedBytes => Backlog;
+
     public bool TrySend(byte[] frame)
     {
         var text = Decode(frame);

@@ -387,6 +387,75 @@ public sealed class MessageStreamTests : AuthenticatedHubTest
     }
 
     [Fact]
+    public async Task A_stalled_phoenix_watcher_is_not_closed_and_gets_a_fresh_snapshot_event_instead_of_stale_deltas()
+    {
+        var (stalled, response) = await RawWebSocket.TryConnectAsync(Hub.BaseUrl, "/socket/websocket?vsn=2.0.0&token=" + Uri.EscapeDataString(Id.OwnerKey), receiveBufferBytes: 4096);
+        Assert.StartsWith("HTTP/1.1 101", response, StringComparison.Ordinal);
+        await using var _ = stalled;
+        await stalled.JoinAsync(MessageEventsChannel.TopicName);
+        await stalled.ReadUntilAsync(f => f.Event == "snapshot");
+        using var stopBeating = new CancellationTokenSource();
+        var heartbeat = Task.Run(async () =>
+        {
+            while (!stopBeating.IsCancellationRequested)
+            {
+                await stalled.PushAsync(null, "phoenix", "heartbeat", new { });
+                await Task.Delay(500);
+            }
+        });
+
+        // 3,000 events of ~4 KB: far more than the socket buffers and the 1 MiB lag budget hold.
+        const int Total = 3_000;
+        var detail = new string('d', 4000);
+        MessageEvent Event(string id) => new(id, MessageEventKinds.Failed, "alice", "bob", DmPriorities.Next, null, detail, Hub.Hub.NowMs, ["alice", "bob"]);
+        for (var i = 0; i < Total; i += 10)
+        {
+            for (var j = i; j < i + 10; j++)
+            {
+                Hub.Host.MessageEvents.Publish(Event($"m-{j:D6}"));
+            }
+            await Task.Delay(1);
+        }
+
+        // It reads again: what was already queued, in order, then a snapshot event newer than all of it, then only newer events.
+        var deltas = 0;
+        var lastSeen = "";
+        ServerFrame resnapshot;
+        while (true)
+        {
+            var frame = await stalled.ReadFrameAsync(TimeSpan.FromSeconds(10));
+            Assert.False(frame.IsClose, $"closed: {frame.CloseCode} {frame.CloseReason}");
+            if (frame.Topic != MessageEventsChannel.TopicName)
+            {
+                continue; // heartbeat replies
+            }
+            if (frame.Event == "snapshot")
+            {
+                resnapshot = frame;
+                break;
+            }
+            var id = frame.Json[4]!["message_id"]!.GetValue<string>();
+            Assert.True(string.CompareOrdinal(id, lastSeen) > 0);
+            lastSeen = id;
+            deltas++;
+        }
+        Assert.True(deltas < Total, $"{deltas} deltas reached the stalled watcher: nothing was dropped");
+        var recent = resnapshot.Json[4]!["recent_events"]!.AsArray().Select(e => e!["message_id"]!.GetValue<string>()).ToList();
+        Assert.Equal($"m-{Total - 1:D6}", recent[^1]);
+        Assert.True(string.CompareOrdinal(recent[0], lastSeen) > 0, "the snapshot is newer than every delta before it");
+        Hub.Host.MessageEvents.Publish(Event("m-final"));
+        var next = await stalled.ReadUntilAsync(f => f.Topic == MessageEventsChannel.TopicName);
+        Assert.Equal(("message_event", "m-final"), (next.Event, next.Json[4]!["message_id"]!.GetValue<string>()));
+        await stopBeating.CancelAsync();
+        await heartbeat;
+
+        var metrics = await new HttpClient { BaseAddress = Hub.BaseUrl }.GetStringAsync("/metrics");
+        var line = metrics.Split('\n').Single(l => l.StartsWith("parley_channel_resyncs_total ", StringComparison.Ordinal));
+        Assert.True(double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 1, line);
+        Assert.Contains("parley_slow_consumer_disconnects_total 0", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_rest_mirror_answers_while_streams_run_with_the_body_only_for_sender_recipients_and_admins()
     {
         var aliceToken = await TokenAsync("alice");

@@ -107,6 +107,9 @@ public sealed class HubConnection
     /// <summary>True once the socket is closing.</summary>
     public bool IsClosing => _transport.IsClosing;
 
+    /// <summary>Bytes queued for this socket and not yet written (see <see cref="ResyncingSender"/>).</summary>
+    public long QueuedBytes => _transport.QueuedBytes;
+
     internal void CloseSlowConsumer()
     {
         if (!_transport.IsClosing)

@@ -41,6 +41,9 @@ public interface IConnectionTransport
 
     /// <summary>True once closing has begun.</summary>
     bool IsClosing { get; }
+
+    /// <summary>Bytes queued and not yet handed to the socket (what a snapshot + delta stream watches to notice a lagging consumer).</summary>
+    long QueuedBytes => 0;
 }
 
 /// <summary>Complete frames queued together; shared, read-only, by every subscriber that receives them.</summary>

@@ -21,12 +21,15 @@ public sealed class FleetChannel : IChannelHandler
     /// <summary>The one topic served.</summary>
     public const string Topic = "fleet:instances";
 
+    /// <summary>The event that brings a watcher that fell behind up to date: <c>{instances, include_archived}</c>, like the join reply.</summary>
+    public const string SnapshotEvent = "snapshot";
+
     /// <summary>The client push that changes the filter; answered with a fresh snapshot.</summary>
     public const string SetIncludeArchivedEvent = "set_include_archived";
 
     private readonly FleetService _fleet;
-    // Watcher → include_archived. Changed only under the fleet gate (join, set_include_archived) or removed on leave.
-    private readonly ConcurrentDictionary<Subscriber, bool> _watchers = new();
+    // Changed only under the fleet gate (join, set_include_archived) or removed on leave.
+    private readonly ConcurrentDictionary<Subscriber, Watcher> _watchers = new();
     private readonly ParleyHub _hub;
 
     public FleetChannel(ParleyHub hub, FleetService fleet)
@@ -67,7 +70,9 @@ public sealed class FleetChannel : IChannelHandler
             while (subscriber is null);
             connection.ReplyOk(message, (all, include), static (w, s) => FleetJson.WriteSnapshot(w, Visible(s.all, s.include), s.include));
             topic.CompleteSubscribe(subscriber);
-            _watchers[subscriber] = include;
+            var watcher = new Watcher(include);
+            watcher.Sender = new ResyncingSender(connection, _hub.Options.EffectiveStreamLagBytes, _ => ResyncAsync(watcher));
+            _watchers[subscriber] = watcher;
             return subscriber;
         }, cancellationToken);
     }
@@ -88,14 +93,33 @@ public sealed class FleetChannel : IChannelHandler
         }
         await _fleet.ReadAsync(all =>
         {
-            _watchers[subscriber] = include;
-            connection.ReplyOk(message, (all, include), static (w, s) => FleetJson.WriteSnapshot(w, Visible(s.all, s.include), s.include));
+            if (_watchers.TryGetValue(subscriber, out var watcher))
+            {
+                watcher.IncludeArchived = include;
+                // The reply is a snapshot: it also ends a lag.
+                watcher.Sender.SendSnapshot(WireFrames.Reply(message.JoinRef, message.Ref, message.Topic, PhoenixEvents.StatusOk, (all, include),
+                    static (w, s) => FleetJson.WriteSnapshot(w, Visible(s.all, s.include), s.include)));
+            }
             return 0;
         }, cancellationToken);
     }
 
     /// <inheritdoc />
-    public void OnLeft(Subscriber subscriber) => _watchers.TryRemove(subscriber, out _);
+    public void OnLeft(Subscriber subscriber)
+    {
+        if (_watchers.TryRemove(subscriber, out var watcher))
+        {
+            watcher.Sender.Dispose();
+        }
+    }
+
+    // A watcher that fell behind: under the gate, so the snapshot is exactly what precedes the next event.
+    private async ValueTask ResyncAsync(Watcher watcher) => await _fleet.ReadAsync(all =>
+    {
+        watcher.Sender.SendSnapshot(WireFrames.Text(null, null, Topic, SnapshotEvent, (all, watcher.IncludeArchived),
+            static (w, s) => FleetJson.WriteSnapshot(w, Visible(s.all, s.IncludeArchived), s.IncludeArchived)));
+        return 0;
+    });
 
     /// <summary>What a watcher's snapshot holds: archived instances only with <paramref name="includeArchived"/>.</summary>
     public static IEnumerable<InstanceView> Visible(IEnumerable<InstanceView> all, bool includeArchived) =>
@@ -131,18 +155,25 @@ public sealed class FleetChannel : IChannelHandler
         return true;
     }
 
-    // Under the fleet gate: in order, never waiting (a full connection is closed by its transport).
+    // Under the fleet gate: in order, never waiting (a watcher that fell behind is resynced, not closed).
     private void OnChanged(FleetEvent change)
     {
         byte[]? frame = null;
-        foreach (var (subscriber, include) in _watchers)
+        foreach (var (_, watcher) in _watchers)
         {
-            if (Hears(change, include))
+            if (Hears(change, watcher.IncludeArchived))
             {
                 frame ??= WireFrames.Text(null, null, Topic, change.Kind, change, FleetJson.WriteEvent);
-                subscriber.Connection.Send(frame);
+                watcher.Sender.SendDelta(frame);
             }
         }
+    }
+
+    private sealed class Watcher(bool includeArchived)
+    {
+        public bool IncludeArchived { get; set; } = includeArchived;
+
+        public ResyncingSender Sender { get; set; } = null!;
     }
 
     /// <summary>

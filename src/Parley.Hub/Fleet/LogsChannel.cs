@@ -17,7 +17,7 @@ public sealed class LogsChannel : IChannelHandler
     public const int DefaultBacklog = 100;
 
     private const string Prefix = "logs:";
-    private readonly ConcurrentDictionary<Subscriber, IDisposable> _watches = new();
+    private readonly ConcurrentDictionary<Subscriber, Tail> _watches = new();
     private readonly ParleyHub _hub;
     private readonly FleetService _fleet;
 
@@ -91,18 +91,16 @@ public sealed class LogsChannel : IChannelHandler
             w.WriteEndObject();
         });
         topic.CompleteSubscribe(subscriber);
+        var tail = new Tail(feed, message.Topic, backlog);
+        tail.Sender = new ResyncingSender(connection, _hub.Options.EffectiveStreamLagBytes, _ => tail.Resync());
         var joinRef = subscriber.JoinRef;
-        var watch = feed.Watch(backlog,
-            lines => connection.Send(WireFrames.Text(joinRef, null, message.Topic, "backlog", lines, WriteLines)),
-            lines => connection.Send(WireFrames.Text(null, null, message.Topic, "lines", lines, WriteLines)),
-            () => connection.Send(WireFrames.Text(null, null, message.Topic, "rotated", 0, static (w, _) =>
-            {
-                w.WriteStartObject();
-                w.WriteEndObject();
-            })));
-        if (!_watches.TryAdd(subscriber, watch))
+        tail.Watch = feed.Watch(backlog,
+            lines => tail.Backlog(WireFrames.Text(joinRef, null, message.Topic, "backlog", lines, WriteLines), lines),
+            tail.Lines,
+            tail.Rotated);
+        if (!_watches.TryAdd(subscriber, tail))
         {
-            watch.Dispose();
+            tail.Dispose();
         }
         return subscriber;
     }
@@ -149,5 +147,75 @@ public sealed class LogsChannel : IChannelHandler
             w.WriteNumber("skipped"u8, n);
         }
         w.WriteEndObject();
+    }
+
+    // One watcher's tail. Deltas and the resync take the same lock, and lines at or below the newest one
+    // queued are left out, so a resync's newest lines are never repeated by a batch that raced it.
+    private sealed class Tail(LogFeed feed, string topic, int backlog) : IDisposable
+    {
+        private readonly Lock _lock = new();
+        private long _lastQueued;
+
+        public ResyncingSender Sender { get; set; } = null!;
+
+        public IDisposable? Watch { get; set; }
+
+        public void Backlog(byte[] frame, IReadOnlyList<LogLine> lines)
+        {
+            lock (_lock)
+            {
+                _lastQueued = lines.Count > 0 ? lines[^1].Seq : 0;
+                Sender.SendSnapshot(frame);
+            }
+        }
+
+        public void Lines(IReadOnlyList<LogLine> lines)
+        {
+            lock (_lock)
+            {
+                var fresh = lines.Count > 0 && lines[0].Seq > _lastQueued ? lines : [.. lines.Where(l => l.Seq > _lastQueued)];
+                if (fresh.Count > 0 && Sender.SendDelta(WireFrames.Text(null, null, topic, "lines", fresh, WriteLines)))
+                {
+                    _lastQueued = fresh[^1].Seq;
+                }
+            }
+        }
+
+        public void Rotated()
+        {
+            lock (_lock)
+            {
+                Sender.SendDelta(WireFrames.Text(null, null, topic, "rotated", 0, static (w, _) =>
+                {
+                    w.WriteStartObject();
+                    w.WriteEndObject();
+                }));
+            }
+        }
+
+        // The newest lines (as many as the join asked for, at least one) with skipped: how many lines between
+        // the last one queued and these the watcher will never see.
+        public ValueTask Resync()
+        {
+            lock (_lock)
+            {
+                var last = _lastQueued;
+                // What was queued before the lag still arrives: only lines after it are new to the watcher.
+                var newest = feed.Tail(Math.Max(backlog, 1)).Where(l => l.Seq > last).ToList();
+                var skipped = newest.Count == 0 ? 0 : Math.Max(0, newest[0].Seq - _lastQueued - 1);
+                if (newest.Count > 0)
+                {
+                    _lastQueued = Math.Max(_lastQueued, newest[^1].Seq);
+                }
+                Sender.SendSnapshot(WireFrames.Text(null, null, topic, "lines", (newest, skipped), static (w, s) => WriteLines(w, s.newest, type: null, s.skipped)));
+            }
+            return ValueTask.CompletedTask;
+        }
+
+        public void Dispose()
+        {
+            Watch?.Dispose();
+            Sender.Dispose();
+        }
     }
 }

@@ -65,21 +65,29 @@ public sealed class MessageEventsChannel(ParleyHub hub, MessageEvents events) : 
         while (subscriber is null);
         var joinRef = subscriber.JoinRef;
         bool Passes(MessageEvent e) => e.IsVisibleTo(principal.Name, principal.IsAdmin) && e.Matches(instance, correlationId);
+        byte[] Snapshot(IReadOnlyList<MessageEvent> recent) =>
+            WireFrames.Text(joinRef, null, TopicName, "snapshot", recent.Where(Passes).ToList(), static (w, list) => WriteSnapshot(w, list));
+        // A watcher that fell behind gets a fresh snapshot, taken under the feed's lock like the first one.
+        var sender = new ResyncingSender(connection, hub.Options.EffectiveStreamLagBytes, s =>
+        {
+            events.Snapshot(recent => s.SendSnapshot(Snapshot(recent)));
+            return ValueTask.CompletedTask;
+        });
         // Under the feed's lock: reply, snapshot, then live events, so the snapshot is exactly what precedes them.
-        var watch = events.Watch(
+        var feedWatch = events.Watch(
             recent =>
             {
                 connection.ReplyOk(message, 0, static (w, _) => { w.WriteStartObject(); w.WriteEndObject(); });
-                var visible = recent.Where(Passes).ToList();
-                connection.Send(WireFrames.Text(joinRef, null, TopicName, "snapshot", visible, static (w, list) => WriteSnapshot(w, list)));
+                sender.SendSnapshot(Snapshot(recent));
             },
             e =>
             {
                 if (Passes(e))
                 {
-                    connection.Send(WireFrames.Text(joinRef, null, TopicName, "message_event", e, static (w, ev) => ev.WriteTo(w, "message_event")));
+                    sender.SendDelta(WireFrames.Text(joinRef, null, TopicName, "message_event", e, static (w, ev) => ev.WriteTo(w, "message_event")));
                 }
             });
+        var watch = new CompositeWatch(feedWatch, sender);
         _watches[subscriber] = watch;
         topic.CompleteSubscribe(subscriber);
         return ValueTask.FromResult<Subscriber?>(subscriber);
@@ -126,5 +134,14 @@ public sealed class MessageEventsChannel(ParleyHub hub, MessageEvents events) : 
         }
         value = element.ValueKind == JsonValueKind.String ? element.GetString() : "";
         return element.ValueKind == JsonValueKind.String;
+    }
+
+    private sealed class CompositeWatch(IDisposable feedWatch, ResyncingSender sender) : IDisposable
+    {
+        public void Dispose()
+        {
+            feedWatch.Dispose();
+            sender.Dispose();
+        }
     }
 }

@@ -37,6 +37,7 @@ internal sealed class MetricsExporter
         var streams = factory.CreateGauge("parley_plain_streams", "Open plain JSON WebSocket streams (/ws/...).");
         var streamsOpened = factory.CreateCounter("parley_plain_streams_opened_total", "Plain streams accepted.");
         var resyncs = factory.CreateCounter("parley_plain_stream_resyncs_total", "Times a plain stream consumer fell behind: its queued deltas were dropped and it was sent a fresh snapshot.");
+        var channelResyncs = factory.CreateCounter("parley_channel_resyncs_total", "Times a subscriber of a snapshot + delta topic (fleet:instances, logs:, events:messages, term:) fell behind: its deltas were dropped and it was sent a fresh snapshot.");
         var streamIdle = factory.CreateCounter("parley_plain_stream_idle_closes_total", "Plain streams closed with 1001 for sending no frame within the idle timeout.");
         var streamBytes = factory.CreateCounter("parley_plain_stream_bytes_sent_total", "Bytes written to plain streams.");
 
@@ -63,6 +64,7 @@ internal sealed class MetricsExporter
             streams.Set(plainStreams.Count);
             streamsOpened.IncTo(plainStreams.Opened);
             resyncs.IncTo(plainStreams.Resyncs);
+            channelResyncs.IncTo(m.StreamResyncs);
             streamIdle.IncTo(plainStreams.IdleCloses);
             streamBytes.IncTo(plainStreams.BytesSent);
         });

@@ -55,6 +55,8 @@ internal sealed class SocketConnection : IConnectionTransport
 
     public bool IsClosing => Volatile.Read(ref _closing) != 0;
 
+    public long QueuedBytes => Volatile.Read(ref _queuedBytes);
+
     public bool TrySend(byte[] frame) => TryEnqueue(frame, frame.Length);
 
     public bool TrySend(FrameBatch batch) => TryEnqueue(batch, batch.TotalBytes);

@@ -78,6 +78,47 @@ public sealed class FleetChannelTests
         TryDelete(directory);
     }
 
+    [Fact]
+    public async Task A_watcher_that_falls_behind_is_not_closed_its_deltas_are_dropped_and_a_fresh_snapshot_follows()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "parley-fleet-" + Guid.NewGuid().ToString("N"));
+        await using var harness = HubHarness.Start(o => o.StreamLagBytes = 64 * 1024);
+        await using var fleet = new FleetService(new InMemoryInstanceStore(), new FleetOptions(), directory, TimeProvider.System, NullLogger.Instance);
+        harness.Hub.Router.Add(new FleetChannel(harness.Hub, fleet));
+        await fleet.StartAsync();
+        var spec = new InstanceSpec("/bin/true", [], null, new Dictionary<string, string>(), null, null, RestartPolicy.Never);
+        var (healthy, healthyT) = harness.Connect("healthy");
+        var (slow, slowT) = harness.Connect("slow");
+        await HubHarness.JoinAsync(healthy, healthyT, FleetChannel.Topic);
+        await HubHarness.JoinAsync(slow, slowT, FleetChannel.Topic);
+
+        await fleet.CreateAsync(Admin, "a1", spec, start: false);
+        slowT.Backlog = 64 * 1024; // its socket stopped reading: the queue is at the budget
+        for (var i = 2; i <= 5; i++)
+        {
+            await fleet.CreateAsync(Admin, $"a{i}", spec, start: false);
+        }
+        List<Frame> Events(InMemoryTransport t) => [.. t.Frames.Select(Frame.Parse).Skip(1)];
+        Assert.Equal(["a1", "a2", "a3", "a4", "a5"], Events(healthyT).Select(f => f.Payload.GetProperty("name").GetString()));
+        Assert.Equal(["a1"], Events(slowT).Select(f => f.Payload.GetProperty("name").GetString()));
+
+        slowT.Backlog = 0; // it caught up: the next poll sends the snapshot
+        await slowT.WaitForAsync(f => f.Select(Frame.Parse).Any(x => x.Event == "snapshot"), "a fresh snapshot");
+        await fleet.CreateAsync(Admin, "a6", spec, start: false);
+        await slowT.WaitForAsync(f => f.Count >= 4, "the next delta");
+
+        var frames = Events(slowT);
+        Assert.Equal(["instance_created", "snapshot", "instance_created"], frames.Select(f => f.Event));
+        Assert.Equal(["a1", "a2", "a3", "a4", "a5"], frames[1].Payload.GetProperty("instances").EnumerateArray().Select(v => v.GetProperty("name").GetString()).Order());
+        Assert.False(frames[1].Payload.GetProperty("include_archived").GetBoolean());
+        Assert.Equal("a6", frames[2].Payload.GetProperty("name").GetString());
+        Assert.Null(slowT.CloseCode);
+        Assert.Equal(0, harness.Hub.Metrics.SlowConsumerDisconnects);
+        Assert.Equal(1, harness.Hub.Metrics.StreamResyncs);
+        Assert.Equal(6, Events(healthyT).Count);
+        TryDelete(directory);
+    }
+
     private static void TryDelete(string directory)
     {
         try
