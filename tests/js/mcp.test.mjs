@@ -6,7 +6,7 @@ import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { promisify } from "node:util";
@@ -310,4 +310,69 @@ test("mcp 8. presence: the agent is online as client kind agent while the sessio
   await ada.client.close();
   agents.splice(agents.indexOf(ada), 1);
   await waitUntil(async () => (await online()).length === 0, { timeoutMs: 5000, what: "presence gone" });
+});
+
+test("mcp 9. agent setup writes a valid config twice without duplicating it, keeps the key out of the project; doctor and the inbox hook work from it", async () => {
+  const bob = await user(unique("bob"));
+  const dev = unique("dev");
+  const config = joinPath(home, `cli-${dev}`);
+  const env = { ...process.env, XDG_CONFIG_HOME: config, PARLEY_SERVER: hub.url };
+  const cli = async (...args) => (await run("dotnet", [CLI_DLL, ...args], { env, timeout: 60_000 })).stdout;
+  const { code } = await api("POST", "/api/invites", { role: "member" });
+  await cli("register", "--name", dev, "--invite", code);
+  const project = mkdtempSync(joinPath(home, "project-"));
+  writeFileSync(joinPath(project, ".mcp.json"), JSON.stringify({ mcpServers: { other: { command: "other-server" } } }));
+
+  const first = JSON.parse(await cli("agent", "setup", "--name", dev, "--project", project, "--json"));
+  const second = JSON.parse(await cli("agent", "setup", "--name", dev, "--project", project, "--json"));
+  assert.equal(first.key, "created");
+  assert.equal(second.key, "reused");
+  assert.equal(second.key_id, first.key_id);
+  assert.deepEqual(second.files.map((f) => f.change), ["unchanged", "unchanged"]);
+  assert.ok(first.undo.some((u) => u.includes(`parley keys revoke ${first.key_id}`)));
+  const mcpJson = JSON.parse(readFileSync(joinPath(project, ".mcp.json"), "utf8"));
+  assert.deepEqual(Object.keys(mcpJson.mcpServers).sort(), ["other", "parley"]);
+  const entry = mcpJson.mcpServers.parley;
+  assert.ok(entry.args.includes("mcp") && entry.args.includes("--key-file"));
+  const settings = JSON.parse(readFileSync(joinPath(project, ".claude", "settings.local.json"), "utf8"));
+  assert.equal(settings.hooks.UserPromptSubmit.length, 1);
+  assert.match(settings.hooks.UserPromptSubmit[0].hooks[0].command, / inbox --hook /);
+
+  // No secret in the project; the key file is outside it, owner-only.
+  const keyFile = entry.args[entry.args.indexOf("--key-file") + 1];
+  assert.ok(!keyFile.startsWith(project) && keyFile.startsWith(config), keyFile);
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+  const secret = readFileSync(keyFile, "utf8").trim();
+  assert.match(secret, /^prl_/);
+  for (const file of readdirSync(project, { recursive: true })) {
+    const path = joinPath(project, file);
+    if (statSync(path).isFile()) {
+      assert.ok(!readFileSync(path, "utf8").includes(secret), `${file} holds the key`);
+    }
+  }
+
+  // The entry really starts the server: the agent is dev, on its own key.
+  const transport = new StdioClientTransport({ command: entry.command, args: entry.args, env: { ...process.env, XDG_CONFIG_HOME: config }, stderr: "pipe" });
+  const client = new Client({ name: "parley-test", version: "1.0.0" });
+  await client.connect(transport, { timeout: 30_000 });
+  try {
+    const me = JSON.parse((await client.callTool({ name: "whoami", arguments: {} })).content[0].text);
+    assert.equal(me.name, dev);
+  } finally {
+    await client.close();
+  }
+
+  const doctor = JSON.parse(await cli("agent", "doctor", "--project", project, "--from-token", keys[bob], "--json"));
+  assert.equal(doctor.ok, true, JSON.stringify(doctor));
+  assert.deepEqual(doctor.checks.map((c) => [c.check, c.status]), [["config", "ok"], ["key file", "ok"], ["hub", "ok"], ["clock", "ok"], ["key", "ok"], ["dm", "ok"]]);
+
+  // The hook: one line when something is unread, nothing otherwise; exit 0 either way, also when the hub is unreachable.
+  const hookArgs = ["inbox", "--hook", "--server", hub.url, "--key-file", keyFile];
+  assert.equal(await cli(...hookArgs), "");
+  await parley(bob, "whisper", dev, "one");
+  await parley(bob, "whisper", dev, "two");
+  assert.equal(await cli(...hookArgs), `parley: 2 unread messages (2 from ${bob}) — call the inbox tool\n`);
+  const started = Date.now();
+  assert.equal(await cli("inbox", "--hook", "--server", "http://127.0.0.1:9", "--key-file", keyFile), "");
+  assert.ok(Date.now() - started < 10_000);
 });
