@@ -70,7 +70,7 @@ internal sealed class ToolArguments
         var kind = KindOf(value);
         if (rule.TryGetProperty("type", out _) && !Allows(rule, kind) && !(kind == "integer" && Allows(rule, "number")))
         {
-            throw new ToolException($"{tool}: '{name}' must be {Describe(rule)}, not {(kind == "null" ? "null" : "a " + kind)}");
+            throw new ToolException($"{tool}: '{name}' must be {Describe(rule)}, not {(kind == "null" ? "null" : A(kind))}");
         }
         if (rule.TryGetProperty("enum", out var options) && !options.EnumerateArray().Any(o => o.ValueKind == value.ValueKind && o.GetRawText() == value.GetRawText()))
         {
@@ -133,10 +133,12 @@ internal sealed class ToolArguments
         return type.ValueKind == JsonValueKind.Array ? type.EnumerateArray().Any(t => t.GetString() == kind) : type.GetString() == kind;
     }
 
+    private static string A(string kind) => ("aeiou".Contains(kind[0], StringComparison.Ordinal) ? "an " : "a ") + kind;
+
     private static string Describe(JsonElement rule)
     {
         var text = rule.TryGetProperty("type", out var type)
-            ? type.ValueKind == JsonValueKind.Array ? string.Join(" or ", type.EnumerateArray().Select(t => "a " + t.GetString())) : "a " + type.GetString()
+            ? type.ValueKind == JsonValueKind.Array ? string.Join(" or ", type.EnumerateArray().Select(t => A(t.GetString()!))) : A(type.GetString()!)
             : "any JSON value";
         if (rule.TryGetProperty("minimum", out var min) && rule.TryGetProperty("maximum", out var max))
         {
