@@ -5,7 +5,6 @@
 import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
@@ -14,6 +13,7 @@ import Ajv from "ajv";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { CLI_DLL, reportOnFailure, start } from "./hub.mjs";
+import { ownerApi } from "./identity.mjs";
 import { sleep, waitUntil } from "./client.mjs";
 
 const run = promisify(execFile);
@@ -21,30 +21,16 @@ const CONTRACT = ["whoami", "peers", "set_status", "send", "dm", "inbox", "ack",
 
 let hub;
 let ownerKey;
+let api;
+let registerUser;
 let home;
 const keys = {};
 const agents = [];
 let counter = 0;
 const unique = (label) => `${label}-${process.pid}-${++counter}`;
 
-async function api(method, path, body, bearer = ownerKey) {
-  const response = await fetch(new URL(path, hub.url), {
-    method,
-    headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  if (!response.ok) {
-    throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-  }
-  return json;
-}
-
 async function user(name) {
-  const { code } = await api("POST", "/api/invites", { role: "member" });
-  const publicKey = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }).x;
-  await api("POST", "/api/register", { name, public_key: publicKey, invite: code });
-  keys[name] = (await api("POST", "/api/keys", { name: `${name}-key`, scope: "write", user: name })).key;
+  keys[name] = await registerUser(name);
   return name;
 }
 
@@ -90,6 +76,7 @@ before(async () => {
   home = mkdtempSync(joinPath(tmpdir(), "parley-mcp-"));
   hub = await start({ auth: true });
   ownerKey = readFileSync(joinPath(hub.dataDir, "initial-owner-key"), "utf8").trim();
+  ({ api, user: registerUser } = ownerApi(hub, ownerKey));
 });
 
 afterEach(async (t) => {

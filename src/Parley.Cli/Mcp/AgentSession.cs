@@ -495,9 +495,10 @@ internal sealed class AgentSession : IAsyncDisposable
             }
             AdvanceCursor(topic);
         }
-        _book.Save();
         if (item is not null)
         {
+            // A cursor saved late only means a longer replay next session (acked offsets are saved with each ack).
+            _book.Save();
             await OfferAsync(item, cancellationToken);
         }
     }
@@ -553,6 +554,7 @@ internal sealed class AgentSession : IAsyncDisposable
             await _pump;
         }
         _pushes.Writer.TryComplete();
+        _book.Save();
         _stop.Dispose();
     }
 }
