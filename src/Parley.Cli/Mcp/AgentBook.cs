@@ -21,8 +21,12 @@ internal sealed class AgentBook
 
     private AgentBook(string? path) => _path = path;
 
-    public static string PathFor(Uri server, string user) =>
-        Path.Combine(ConfigPaths.Root(), "agent", $"{user}@{server.Host}_{server.Port}.json");
+    /// <summary>
+    /// The book of <paramref name="user"/> on <paramref name="server"/>; with a key file (one per project, as
+    /// <c>parley agent setup</c> makes them), one book per key file, so two projects' agents never share one.
+    /// </summary>
+    public static string PathFor(Uri server, string user, string? keyFile = null) =>
+        Path.Combine(ConfigPaths.Root(), "agent", keyFile is null ? $"{user}@{server.Host}_{server.Port}.json" : Path.GetFileNameWithoutExtension(keyFile) + ".json");
 
     /// <summary>Loads the book at <paramref name="path"/> (a missing file is an empty book; null keeps it in memory only).</summary>
     public static AgentBook Load(string? path)

@@ -33,7 +33,7 @@ internal static class McpCommand
                     return ExitCodes.Authentication;
                 }
                 var client = new ParleyClient(new ParleyClientOptions { Server = server, Credentials = credentials, ClientKind = "agent" });
-                await using var session = await AgentSession.StartAsync(client, server, credentials, (s, user) => AgentBook.Load(AgentBook.PathFor(s, user)),
+                await using var session = await AgentSession.StartAsync(client, server, credentials, (s, user) => AgentBook.Load(AgentBook.PathFor(s, user, parse.GetValue(common.KeyFile))),
                     parse.GetValue(allowFrom), [.. (parse.GetValue(join) ?? []).Select(ClientCommands.Topic)], [.. (parse.GetValue(follow) ?? []).Select(ClientCommands.Topic)], ct);
                 await Console.Error.WriteLineAsync($"parley mcp: {session.Name} on {server} (client agent); pushing messages from {session.Policy.Describe()}");
                 await AgentServer.RunAsync(session, ct);
