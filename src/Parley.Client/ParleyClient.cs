@@ -120,6 +120,31 @@ public sealed class ParleyClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Leaves <paramref name="topic"/>: it is no longer rejoined after a reconnect, and the hub is told
+    /// (<c>phx_leave</c>) when the session is up. Returns false when the topic was not joined.
+    /// </summary>
+    public async Task<bool> LeaveAsync(string topic, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        if (!_topics.TryRemove(topic, out var state))
+        {
+            return false;
+        }
+        if (IsReady && state.JoinRef is { } joinRef)
+        {
+            try
+            {
+                await RequestAsync(joinRef, topic, PhoenixEvents.Leave, new JsonObject(), cancellationToken);
+            }
+            catch (ParleyClientException)
+            {
+                // The socket dropped meanwhile: the topic is gone from the rejoin list, so the new session never has it.
+            }
+        }
+        return true;
+    }
+
     /// <summary>Pushes an event to a joined topic and returns the reply (an error reply is a value).</summary>
     public async Task<PushReply> PushAsync(string topic, string @event, object payload, CancellationToken cancellationToken = default)
     {

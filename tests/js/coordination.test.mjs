@@ -5,44 +5,26 @@
 
 import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { reportOnFailure, start } from "./hub.mjs";
+import { ownerApi } from "./identity.mjs";
 import { Clients, join, joinOk, push, pushOk, waitUntil } from "./client.mjs";
 
 let hub;
 let ownerKey;
+let api;
+let user;
 const clients = new Clients();
 let counter = 0;
 const unique = (label) => `${label}-${process.pid}-${++counter}`;
-
-async function api(method, path, body, bearer = ownerKey) {
-  const response = await fetch(new URL(path, hub.url), {
-    method,
-    headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  if (!response.ok) {
-    throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-  }
-  return json;
-}
-
-/** Registers a user (an invite from the owner, a fresh Ed25519 key) and returns an API key that acts as them. */
-async function user(name) {
-  const { code } = await api("POST", "/api/invites", { role: "member" });
-  const publicKey = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }).x;
-  await api("POST", "/api/register", { name, public_key: publicKey, invite: code });
-  return (await api("POST", "/api/keys", { name: `${name}-key`, scope: "write", user: name })).key;
-}
 
 const eventsOf = (socket, topic, event) => socket.frames.filter((f) => f.topic === topic && f.event === event).map((f) => f.payload);
 
 before(async () => {
   hub = await start({ auth: true });
   ownerKey = readFileSync(joinPath(hub.dataDir, "initial-owner-key"), "utf8").trim();
+  ({ api, user } = ownerApi(hub, ownerKey));
 });
 
 afterEach(async (t) => {

@@ -17,7 +17,7 @@ namespace Parley.Cli.Commands;
 /// </summary>
 internal static class ClientCommands
 {
-    internal sealed record Common(Option<string?> Server, Option<string?> Token, Option<string?> Name, Option<bool> Json);
+    internal sealed record Common(Option<string?> Server, Option<string?> Token, Option<string?> Name, Option<bool> Json, Option<string?> Profile, Option<string?> KeyFile);
 
     internal static Common CommonOptions(Command command)
     {
@@ -25,20 +25,26 @@ internal static class ClientCommands
             IdentityCommands.ServerOption(),
             new Option<string?>("--token") { Description = "An access token or API key (env PARLEY_TOKEN)." },
             new Option<string?>("--name") { Description = "Log in as this user with this machine's device key (env PARLEY_USER)." },
-            new Option<bool>("--json") { Description = "Print JSON (one object per line for streams)." });
+            new Option<bool>("--json") { Description = "Print JSON (one object per line for streams)." },
+            new Option<string?>("--profile") { Description = "Use this profile (parley profile list) instead of the current one." },
+            new Option<string?>("--key-file") { Description = "Read the API key from this file (mode 0600), e.g. the one parley agent setup wrote." });
         command.Options.Add(common.Server);
         command.Options.Add(common.Token);
         command.Options.Add(common.Name);
         command.Options.Add(common.Json);
+        command.Options.Add(common.Profile);
+        command.Options.Add(common.KeyFile);
         return common;
     }
 
     internal static (Uri Server, Func<CredentialRequest, CancellationToken, ValueTask<string?>>? Credentials, string? Token, string? Name) Resolve(ParseResult parse, Common common)
     {
-        // Flags, then environment variables, then the current profile (parley profile).
-        var profile = Profiles.Current();
+        // Flags, then environment variables, then the profile (--profile, else the current one).
+        var profile = parse.GetValue(common.Profile) is { } named
+            ? Profiles.Load().All.Find(p => p.Name == named) ?? throw new IdentityCommands.UsageException($"no profile '{named}' (parley profile list)")
+            : Profiles.Current();
         var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server), profile?.Server);
-        var token = parse.GetValue(common.Token) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN");
+        var token = parse.GetValue(common.Token) ?? (parse.GetValue(common.KeyFile) is { } keyFile ? ReadKeyFile(keyFile) : null) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN");
         var name = parse.GetValue(common.Name) ?? Environment.GetEnvironmentVariable("PARLEY_USER") ?? (token is null ? profile?.User : null);
         if (!string.IsNullOrEmpty(token))
         {
@@ -59,6 +65,20 @@ internal static class ClientCommands
             }, null, name);
         }
         return (server, null, null, null);
+    }
+
+    /// <summary>An API key kept in a file: one line, readable by its owner only (a file others can read is refused).</summary>
+    internal static string ReadKeyFile(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new IdentityCommands.UsageException($"--key-file {path} does not exist (parley agent setup writes one)");
+        }
+        if (ConfigPaths.ExposureOf(path) is { } exposure)
+        {
+            throw new UnauthorizedAccessException($"refusing to use the key file: {exposure}");
+        }
+        return File.ReadAllText(path).Trim();
     }
 
     public static Command WhoAmI()

@@ -49,9 +49,11 @@ internal static class DirectMessageCommands
         var limit = new Option<int?>("--limit") { Description = "At most this many (default 50, up to 500)." };
         command.Options.Add(wait);
         command.Options.Add(ack);
+        var hook = new Option<bool>("--hook") { Description = "For a coding tool's prompt hook: one line saying what is unread (nothing when nothing is), within 5 s, always exit 0." };
         command.Options.Add(limit);
+        command.Options.Add(hook);
         var common = ClientCommands.CommonOptions(command);
-        command.SetAction((parse, ct) => ClientCommands.RunClientAsync("inbox", parse, common, async (client, json) =>
+        command.SetAction((parse, ct) => parse.GetValue(hook) ? HookAsync(parse, common, ct) : ClientCommands.RunClientAsync("inbox", parse, common, async (client, json) =>
         {
             var topic = await JoinInboxAsync(client, parse, common, ct);
             JsonElement messages;
@@ -76,6 +78,64 @@ internal static class DirectMessageCommands
             return ExitCodes.Ok;
         }));
         return command;
+    }
+
+    // The hook runs on every prompt: it must be quick and must never fail the prompt.
+    private static readonly TimeSpan HookBound = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// <c>parley inbox --hook</c>: "parley: 3 unread messages (2 from alice, 1 from @team/backend) — call the
+    /// inbox tool", or nothing when nothing is unread or the hub cannot be asked in time. Exit 0 always.
+    /// </summary>
+    private static async Task<int> HookAsync(ParseResult parse, ClientCommands.Common common, CancellationToken ct)
+    {
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bound.CancelAfter(HookBound);
+        try
+        {
+            var (server, credentials, _, _) = ClientCommands.Resolve(parse, common);
+            await using var client = new ParleyClient(new ParleyClientOptions
+            {
+                Server = server,
+                Credentials = credentials,
+                ClientKind = "cli",
+                ConnectTimeout = TimeSpan.FromSeconds(2),
+                ReplyTimeout = TimeSpan.FromSeconds(3),
+            });
+            await client.StartAsync(bound.Token);
+            var topic = await JoinInboxAsync(client, parse, common, bound.Token);
+            var fetched = await ClientCommands.RequestAsync(client, topic, "inbox", new { limit = 500 }, bound.Token, join: false);
+            var messages = fetched.GetProperty("messages").EnumerateArray().ToList();
+            if (messages.Count > 0)
+            {
+                Console.WriteLine(HookLine(messages, parse.GetValue(common.Json)));
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            await Console.Error.WriteLineAsync($"parley inbox --hook: {Parley.Protocol.SecretRedactor.Redact(ex.Message)}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>One line for the hook: the count, then who from (a message sent to a group counts under the group), most first.</summary>
+    internal static string HookLine(IReadOnlyList<JsonElement> messages, bool json)
+    {
+        var bySource = messages
+            .GroupBy(m => m.GetProperty("to").GetString() is { } to && to.StartsWith('@') && !to.Contains(',', StringComparison.Ordinal) ? to : m.GetProperty("from").GetString()!)
+            .Select(g => (Source: g.Key, Count: g.Count()))
+            .OrderByDescending(g => g.Count).ThenBy(g => g.Source, StringComparer.Ordinal)
+            .ToList();
+        if (json)
+        {
+            return new System.Text.Json.Nodes.JsonObject
+            {
+                ["unread"] = messages.Count,
+                ["from"] = new System.Text.Json.Nodes.JsonObject(bySource.Select(s => KeyValuePair.Create(s.Source, (System.Text.Json.Nodes.JsonNode?)s.Count))),
+            }.ToJsonString();
+        }
+        var shown = string.Join(", ", bySource.Take(5).Select(s => $"{s.Count} from {s.Source}")) + (bySource.Count > 5 ? ", …" : "");
+        return $"parley: {messages.Count} unread message{(messages.Count == 1 ? "" : "s")} ({shown}) — call the inbox tool";
     }
 
     public static Command Ack()

@@ -15,14 +15,14 @@ namespace Parley.Cli.Commands;
 /// </summary>
 internal static class DoctorCommand
 {
-    private enum Outcome
+    internal enum Outcome
     {
         Ok,
         Warn,
         Fail,
     }
 
-    private sealed record Check(string Name, Outcome Outcome, string Detail, string? Fix = null);
+    internal sealed record Check(string Name, Outcome Outcome, string Detail, string? Fix = null);
 
     // The hub accepts login timestamps within ±60 s (docs/security.md); warn well before that.
     private static readonly TimeSpan SkewWarning = TimeSpan.FromSeconds(10);
@@ -119,7 +119,7 @@ internal static class DoctorCommand
     }
 
     // Reachability, version and round-trip from /health; the clock from the hub's Date header.
-    private static async Task<bool> CheckHubAsync(Uri server, List<Check> checks, CancellationToken ct)
+    internal static async Task<bool> CheckHubAsync(Uri server, List<Check> checks, CancellationToken ct)
     {
         using var http = new HttpClient { BaseAddress = server, Timeout = TimeSpan.FromSeconds(10) };
         var clock = Stopwatch.StartNew();
@@ -200,7 +200,7 @@ internal static class DoctorCommand
         }
     }
 
-    private static void Print(List<Check> checks, bool json)
+    internal static void Print(List<Check> checks, bool json)
     {
         if (json)
         {
