@@ -34,6 +34,8 @@ public static class Program
             AdminCommands.Admin(),
             ProfileCommands.Create(),
             BenchCommand.Create(),
+            TerminalCommands.Run(),
+            TerminalCommands.Term(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.
         // No response files: `@team` is a group and `@bob hi` a message, not files to read arguments from.

@@ -216,7 +216,7 @@ public sealed class TerminalSession : IDisposable
         }
         catch
         {
-            pty.Signal(PtyNative.SigKill);
+            pty.Signal(SignalNumbers.Kill);
             pty.Dispose();
             throw;
         }
@@ -304,7 +304,7 @@ public sealed class TerminalSession : IDisposable
     public bool Signal(int signal) => _pty.Signal(signal);
 
     /// <summary>Kills the command (SIGKILL to its group) if it still runs; <see cref="Completion"/> follows.</summary>
-    public void Dispose() => _pty.Signal(PtyNative.SigKill);
+    public void Dispose() => _pty.Signal(SignalNumbers.Kill);
 
     private long Now() => _clock.Elapsed.Ticks / 10;
 
@@ -384,7 +384,7 @@ public sealed class TerminalSession : IDisposable
         }
         catch (Exception e)
         {
-            _pty.Signal(PtyNative.SigKill);
+            _pty.Signal(SignalNumbers.Kill);
             lock (_inputLock)
             {
                 _pending.CompleteAdding();

@@ -100,7 +100,7 @@ internal sealed class PtyHarness : IDisposable
 
     public void Dispose()
     {
-        Process.Signal(PtyNative.SigKill);
+        Process.Signal(SignalNumbers.Kill);
         _reader.Join(Timeout);
         Process.Dispose();
     }

@@ -16,11 +16,6 @@ namespace Parley.Terminal.Pty;
 /// </remarks>
 internal static unsafe partial class PtyNative
 {
-    public const int SigHup = 1;
-    public const int SigInt = 2;
-    public const int SigKill = 9;
-    public const int SigTerm = 15;
-
     private const int ORdWr = 0x2;
     private const int ONoCtty = 0x100;
     private const int ONonBlock = 0x800;

@@ -11,6 +11,16 @@ public readonly record struct TerminalExit(int? ExitCode, int? Signal)
     public int Code => ExitCode ?? 128 + Signal!.Value;
 }
 
+/// <summary>Signal numbers (Linux) for <see cref="PtyProcess.Signal"/> and <see cref="TerminalSession.Signal"/>.</summary>
+public static class SignalNumbers
+{
+    public const int Hup = 1;
+    public const int Int = 2;
+    public const int Quit = 3;
+    public const int Kill = 9;
+    public const int Term = 15;
+}
+
 /// <summary>What to run under a pseudo-terminal.</summary>
 public sealed class PtyStartInfo
 {
