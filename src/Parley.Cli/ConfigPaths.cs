@@ -17,6 +17,19 @@ internal static class ConfigPaths
         return Path.Combine(root, "parley");
     }
 
+    /// <summary>
+    /// Where <c>parley run</c> records terminals unless told otherwise: <c>$XDG_STATE_HOME/parley/terminals</c>,
+    /// else <c>~/.local/state/parley/terminals</c>.
+    /// </summary>
+    public static string TerminalRecordings()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_STATE_HOME");
+        var root = string.IsNullOrWhiteSpace(xdg)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state")
+            : xdg;
+        return Path.Combine(root, "parley", "terminals");
+    }
+
     /// <summary>Creates <paramref name="directory"/> (mode 0700 when new) and its parents.</summary>
     public static void CreatePrivateDirectory(string directory)
     {

@@ -36,6 +36,8 @@ public static class Program
             BenchCommand.Create(),
             Mcp.McpCommand.Create(),
             AgentCommands.Create(),
+            TerminalCommands.Run(),
+            TerminalCommands.Term(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.
         // No response files: `@team` is a group and `@bob hi` a message, not files to read arguments from.
