@@ -4,12 +4,22 @@ namespace Parley.Client;
 
 /// <summary>A message from a joined topic (a <c>msg</c> broadcast, replayed or live, or any other event the hub pushes).</summary>
 /// <param name="Offset">The message's offset for <c>msg</c> events; null for events without one.</param>
-public sealed record ClientMessage(string Topic, string Event, JsonElement Payload, long? Offset);
+public sealed record ClientMessage(string Topic, string Event, JsonElement Payload, long? Offset)
+{
+    /// <summary>The raw payload of a binary frame (a terminal's output); empty for JSON messages.</summary>
+    public ReadOnlyMemory<byte> Binary { get; init; }
+
+    /// <summary>True for a binary frame.</summary>
+    public bool IsBinary { get; init; }
+}
 
 /// <summary>The answer to a push: <c>ok</c> or <c>error</c> (an error is a value, not an exception).</summary>
 public sealed record PushReply(string Status, JsonElement Response)
 {
     public bool IsOk => Status == "ok";
+
+    /// <summary>The raw response of a binary reply (e.g. <c>fetch_output</c>); empty otherwise.</summary>
+    public ReadOnlyMemory<byte> Binary { get; init; }
 
     /// <summary>The error reason (<c>forbidden</c>, <c>rate_limited</c>, …) of an error reply.</summary>
     public string? Reason => !IsOk && Response.ValueKind == JsonValueKind.Object && Response.TryGetProperty("reason", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;

@@ -153,6 +153,29 @@ public sealed class ParleyClient : IAsyncDisposable
         return await RequestAsync(joinRef, topic, @event, JsonSerializer.SerializeToNode(payload), cancellationToken);
     }
 
+    /// <summary>Pushes raw bytes as a Phoenix V2 binary push (a terminal owner's <c>record_output</c>) and returns the reply.</summary>
+    public async Task<PushReply> PushBinaryAsync(string topic, string @event, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        await WaitReadyAsync(_options.ReplyTimeout, cancellationToken);
+        var joinRef = _topics.TryGetValue(topic, out var state) ? state.JoinRef : null;
+        var @ref = NextRef();
+        var waiter = new TaskCompletionSource<PushReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[@ref] = waiter;
+        try
+        {
+            await SendAsync(PhoenixBinaryCodec.EncodeClientPush(joinRef, @ref, topic, @event, payload.Span), WebSocketMessageType.Binary, cancellationToken);
+            return await waiter.Task.WaitAsync(_options.ReplyTimeout, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            throw new ParleyClientException($"no reply to {@event} on {topic} within {_options.ReplyTimeout.TotalSeconds:0.#} s");
+        }
+        finally
+        {
+            _pending.TryRemove(@ref, out _);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
@@ -408,13 +431,16 @@ public sealed class ParleyClient : IAsyncDisposable
         }
     }
 
-    private async Task SendAsync(string frame, CancellationToken cancellationToken)
+    private Task SendAsync(string frame, CancellationToken cancellationToken) =>
+        SendAsync(Encoding.UTF8.GetBytes(frame), WebSocketMessageType.Text, cancellationToken);
+
+    private async Task SendAsync(byte[] frame, WebSocketMessageType type, CancellationToken cancellationToken)
     {
         var socket = _socket ?? throw new ParleyClientException("connection lost");
         await _sendLock.WaitAsync(cancellationToken);
         try
         {
-            await socket.SendAsync(Encoding.UTF8.GetBytes(frame), WebSocketMessageType.Text, true, cancellationToken);
+            await socket.SendAsync(frame, type, true, cancellationToken);
         }
         catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or IOException)
         {
@@ -473,6 +499,10 @@ public sealed class ParleyClient : IAsyncDisposable
                 {
                     Dispatch(message.GetBuffer().AsMemory(0, (int)message.Length));
                 }
+                else if (result.MessageType == WebSocketMessageType.Binary)
+                {
+                    DispatchBinary(message.GetBuffer().AsSpan(0, (int)message.Length));
+                }
                 message.SetLength(0);
             }
         }
@@ -480,6 +510,25 @@ public sealed class ParleyClient : IAsyncDisposable
         {
             return (null, "");
         }
+    }
+
+    // Binary replies (fetch_output) and broadcasts (a terminal's output): the payload is raw bytes.
+    private void DispatchBinary(ReadOnlySpan<byte> frame)
+    {
+        if (!PhoenixBinaryCodec.TryParseServerFrame(frame, out var kind, out _, out var @ref, out var topic, out var eventOrStatus, out var start))
+        {
+            return;
+        }
+        var payload = frame[start..].ToArray();
+        if (kind == PhoenixBinaryCodec.KindReply)
+        {
+            if (@ref is not null && _pending.TryGetValue(@ref, out var waiter))
+            {
+                waiter.TrySetResult(new PushReply(eventOrStatus, default) { Binary = payload });
+            }
+            return;
+        }
+        _messages.Writer.TryWrite(new ClientMessage(topic, eventOrStatus, default, null) { Binary = payload, IsBinary = true });
     }
 
     private void Dispatch(ReadOnlyMemory<byte> frame)

@@ -20,6 +20,7 @@ public sealed class HubMetrics
     private long _protocolErrorCloses;
     private long _idleTimeoutCloses;
     private long _streamResyncs;
+    private long _terminalDrops;
 
     /// <summary>Sockets currently open.</summary>
     public long Connections => Volatile.Read(ref _connectionsOpened) - Volatile.Read(ref _connectionsClosed);
@@ -39,6 +40,9 @@ public sealed class HubMetrics
     /// <summary>Subscribers of snapshot + delta topics that fell behind and were sent a fresh snapshot instead of their deltas.</summary>
     public long StreamResyncs => Volatile.Read(ref _streamResyncs);
 
+    /// <summary>Terminal output frames not sent to a viewer because it had fallen behind (it catches up with <c>fetch_output</c>).</summary>
+    public long TerminalViewerDrops => Volatile.Read(ref _terminalDrops);
+
     /// <summary>Called once per committed store batch with its duration in seconds.</summary>
     public event Action<double>? CommitObserved;
 
@@ -56,5 +60,6 @@ public sealed class HubMetrics
     public void ProtocolErrorClose() => Interlocked.Increment(ref _protocolErrorCloses);
     public void IdleTimeoutClose() => Interlocked.Increment(ref _idleTimeoutCloses);
     public void StreamResync() => Interlocked.Increment(ref _streamResyncs);
+    public void TerminalViewerDrop() => Interlocked.Increment(ref _terminalDrops);
     public void Committed(double seconds) => CommitObserved?.Invoke(seconds);
 }

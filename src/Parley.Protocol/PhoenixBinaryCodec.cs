@@ -73,6 +73,13 @@ public static class PhoenixBinaryCodec
         return Encode(KindPush, fields, payload, wsFramed);
     }
 
+    /// <summary>Kind 0, client → server: <c>[0][len join_ref][len ref][len topic][len event] join_ref ref topic event payload</c> (what <see cref="TryParsePush"/> reads).</summary>
+    public static byte[] EncodeClientPush(string? joinRef, string? @ref, string topic, string @event, ReadOnlySpan<byte> payload)
+    {
+        ReadOnlySpan<string?> fields = [joinRef, @ref, topic, @event];
+        return Encode(KindPush, fields, payload, wsFramed: false);
+    }
+
     /// <summary>Kind 1: <c>[1][len join_ref][len ref][len topic][len status] join_ref ref topic status response</c>.</summary>
     public static byte[] EncodeReply(string? joinRef, string? @ref, string topic, string status, ReadOnlySpan<byte> response, bool wsFramed = false)
     {
@@ -117,6 +124,60 @@ public static class PhoenixBinaryCodec
         }
         payload.CopyTo(span[offset..]);
         return result;
+    }
+
+    /// <summary>
+    /// Parses a server frame on the client side: a push (kind 0: join_ref, topic, event), a reply (kind 1:
+    /// join_ref, ref, topic, status) or a broadcast (kind 2: topic, event). <paramref name="eventOrStatus"/> is the
+    /// event, or the reply's status; <paramref name="payloadStart"/> is where the raw payload begins.
+    /// </summary>
+    public static bool TryParseServerFrame(ReadOnlySpan<byte> frame, out byte kind, out string? joinRef, out string? @ref, out string topic, out string eventOrStatus, out int payloadStart)
+    {
+        kind = frame.Length > 0 ? frame[0] : (byte)255;
+        joinRef = @ref = null;
+        topic = eventOrStatus = "";
+        payloadStart = 0;
+        var fieldCount = kind switch { KindPush => 3, KindReply => 4, KindBroadcast => 2, _ => 0 };
+        if (fieldCount == 0 || frame.Length < 1 + fieldCount)
+        {
+            return false;
+        }
+        var offset = 1 + fieldCount;
+        var total = offset;
+        for (var i = 0; i < fieldCount; i++)
+        {
+            total += frame[1 + i];
+        }
+        if (total > frame.Length)
+        {
+            return false;
+        }
+        try
+        {
+            var fields = new string[fieldCount];
+            for (var i = 0; i < fieldCount; i++)
+            {
+                fields[i] = Read(frame, ref offset, frame[1 + i]);
+            }
+            switch (kind)
+            {
+                case KindPush:
+                    (joinRef, topic, eventOrStatus) = (fields[0], fields[1], fields[2]);
+                    break;
+                case KindReply:
+                    (joinRef, @ref, topic, eventOrStatus) = (fields[0], fields[1], fields[2], fields[3]);
+                    break;
+                default:
+                    (topic, eventOrStatus) = (fields[0], fields[1]);
+                    break;
+            }
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+        payloadStart = offset;
+        return true;
     }
 
     private static string Read(ReadOnlySpan<byte> frame, ref int offset, int length)

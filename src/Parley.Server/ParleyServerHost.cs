@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Parley.Hub;
 using Parley.Hub.Auth;
 using Parley.Hub.Fleet;
+using Parley.Hub.Terminals;
 using Parley.Hub.Inbox;
 using Parley.Hub.State;
 using Parley.Hub.Tasks;
@@ -60,6 +61,9 @@ public sealed class ParleyServerHost : IAsyncDisposable
     public FleetService Fleet { get; private init; } = null!;
 
     private SqliteInstanceStore _fleetStore = null!;
+
+    /// <summary>The terminal sessions the hub holds (docs/protocol.md §17).</summary>
+    public TerminalRegistry Terminals { get; private init; } = null!;
     public ServerOptions Options { get; }
 
     /// <summary>Users, keys and tokens.</summary>
@@ -125,6 +129,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         var inboxStore = await SqliteInboxStore.OpenAsync(Path.Combine(dataDir, "inbox.db"), options.DurableCommits, cancellationToken);
         var fleetStore = await SqliteInstanceStore.OpenAsync(Path.Combine(dataDir, "fleet.db"), options.DurableCommits, cancellationToken);
         FleetService? fleet = null;
+        TerminalRegistry? terminals = null;
         SqliteHistoryStore? store = null;
         WebApplication app;
         ParleyHub hub;
@@ -180,6 +185,10 @@ public sealed class ParleyServerHost : IAsyncDisposable
             hub.Router.Add(fleetChannel);
             fleetChannel.RegisterLobbyCommands(hub.Lobby);
             hub.Router.Add(new LogsChannel(hub, fleet));
+            terminals = new TerminalRegistry(options.Terminals, options.Hub, Path.Combine(dataDir, "terminals"), hub.Metrics, hub.Time,
+                app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Terminals"));
+            hub.Router.Add(new TerminalChannel(hub, terminals));
+            IdentityEndpoints.MapTerminals(app, identity, terminals, options.InsecureNoAuth);
             MapStreams(app, messageEvents, fleet);
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
@@ -200,6 +209,10 @@ public sealed class ParleyServerHost : IAsyncDisposable
             {
                 await fleet.DisposeAsync();
             }
+            if (terminals is not null)
+            {
+                await terminals.DisposeAsync();
+            }
             await fleetStore.DisposeAsync();
             throw;
         }
@@ -208,7 +221,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
             .Select(a => new Uri(a.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)))
             .ToList();
         ServerLog.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Server"), string.Join(", ", addresses), dataDir);
-        return new ParleyServerHost(app, store, identityStore, stateStore, inboxStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile, MessageEvents = messageEvents, Fleet = fleet, _fleetStore = fleetStore };
+        return new ParleyServerHost(app, store, identityStore, stateStore, inboxStore, identity, hub, options, databasePath, addresses) { InitialOwnerKeyFile = initialOwnerKeyFile, MessageEvents = messageEvents, Fleet = fleet, _fleetStore = fleetStore, Terminals = terminals };
     }
 
     // A fresh hub (no users, no keys) gets an owner API key in <data dir>/initial-owner-key, mode 0600,
@@ -301,6 +314,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
         await StopAsync();
         await Fleet.DisposeAsync(); // children get SIGTERM, then SIGKILL after the grace period
         await Hub.DisposeAsync();
+        await Terminals.DisposeAsync();
         await _app.DisposeAsync();
         await _store.DisposeAsync();
         await _identityStore.DisposeAsync();

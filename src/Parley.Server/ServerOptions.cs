@@ -54,6 +54,9 @@ public sealed class ServerOptions
     /// <summary>How fleet instances are supervised (config section <c>fleet</c>).</summary>
     public FleetOptions Fleet { get; set; } = new();
 
+    /// <summary>Terminal sessions on the hub (config section <c>terminals</c>; docs/protocol.md §17).</summary>
+    public Parley.Hub.Terminals.TerminalOptions Terminals { get; set; } = new();
+
     /// <summary>Logging. A null <see cref="LogOptions.FilePath"/> becomes <c>&lt;data dir&gt;/logs/parley.log</c> unless <see cref="FileLogging"/> is false.</summary>
     public LogOptions Log { get; set; } = new();
 
@@ -145,6 +148,7 @@ public sealed class ServerOptions
         State.Validate();
         Streams.Validate();
         Fleet.Validate();
+        Terminals.Validate(Hub);
         return endPoint;
     }
 }

@@ -26,6 +26,12 @@ public interface IChannelHandler
     /// <summary>Handles any other event on a joined topic; must reply when the message has a ref.</summary>
     ValueTask HandleAsync(ChannelRequest request, Subscriber subscriber, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// True for a push that does not count towards the connection's push rate: bulk data the channel paces and
+    /// bounds itself (a terminal owner's recorded bytes). Default false.
+    /// </summary>
+    bool IsBulkPush(Subscriber subscriber, PhoenixMessage message) => false;
+
     /// <summary>Called after the subscriber left (leave, rejoin, kick or disconnect).</summary>
     void OnLeft(Subscriber subscriber)
     {

@@ -138,8 +138,9 @@ public sealed class HubConnection
             return;
         }
 
-        // Leaves are never refused: phoenix.js would stay "leaving" forever on an error reply.
-        if (message.Event != PhoenixEvents.Leave && !_bucket.TryTake(out var retryAfterMs))
+        // Leaves are never refused: phoenix.js would stay "leaving" forever on an error reply. A channel's bulk
+        // pushes (a terminal owner's recorded bytes) are paced by the channel, not by the push rate.
+        if (message.Event != PhoenixEvents.Leave && !IsBulkPush(message) && !_bucket.TryTake(out var retryAfterMs))
         {
             RejectRateLimited(message, retryAfterMs);
             return;
@@ -179,6 +180,18 @@ public sealed class HubConnection
         {
             HubLog.HandlerFailed(_hub.Logger, message.Topic, message.Event, Id, ex);
             ReplyError(message, ErrorReasons.InternalError);
+        }
+    }
+
+    private bool IsBulkPush(PhoenixMessage message)
+    {
+        if (message.Event == PhoenixEvents.Join)
+        {
+            return false;
+        }
+        lock (_joined)
+        {
+            return _joined.TryGet(message.Topic, out var joined) && joined.Handler.IsBulkPush(joined.Subscriber, message);
         }
     }
 

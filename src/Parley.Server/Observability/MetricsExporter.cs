@@ -38,6 +38,7 @@ internal sealed class MetricsExporter
         var streamsOpened = factory.CreateCounter("parley_plain_streams_opened_total", "Plain streams accepted.");
         var resyncs = factory.CreateCounter("parley_plain_stream_resyncs_total", "Times a plain stream consumer fell behind: its queued deltas were dropped and it was sent a fresh snapshot.");
         var channelResyncs = factory.CreateCounter("parley_channel_resyncs_total", "Times a subscriber of a snapshot + delta topic (fleet:instances, logs:, events:messages, term:) fell behind: its deltas were dropped and it was sent a fresh snapshot.");
+        var terminalDrops = factory.CreateCounter("parley_terminal_viewer_drops_total", "Terminal output frames not sent to a viewer that had fallen behind (it is sent resync and catches up with fetch_output).");
         var streamIdle = factory.CreateCounter("parley_plain_stream_idle_closes_total", "Plain streams closed with 1001 for sending no frame within the idle timeout.");
         var streamBytes = factory.CreateCounter("parley_plain_stream_bytes_sent_total", "Bytes written to plain streams.");
 
@@ -65,6 +66,7 @@ internal sealed class MetricsExporter
             streamsOpened.IncTo(plainStreams.Opened);
             resyncs.IncTo(plainStreams.Resyncs);
             channelResyncs.IncTo(m.StreamResyncs);
+            terminalDrops.IncTo(m.TerminalViewerDrops);
             streamIdle.IncTo(plainStreams.IdleCloses);
             streamBytes.IncTo(plainStreams.BytesSent);
         });

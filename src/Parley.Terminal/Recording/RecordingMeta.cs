@@ -54,6 +54,9 @@ public sealed class RecordingMeta
     /// <summary>Whether viewers other than the local terminal may send input (<c>parley run --allow-input</c>).</summary>
     public bool AllowInput { get; set; }
 
+    /// <summary>The hub user who owns the session, in a hub's copy of it; null in a local recording.</summary>
+    public string? Owner { get; set; }
+
     /// <summary>Bytes in <c>.output</c> at the end; null while it runs.</summary>
     public long? OutputBytes { get; set; }
 

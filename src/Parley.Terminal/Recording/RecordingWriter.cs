@@ -84,6 +84,22 @@ public sealed class RecordingWriter : IDisposable
         return writer;
     }
 
+    /// <summary>
+    /// Opens an existing, not yet completed recording at <paramref name="prefix"/> to append to it (a hub that
+    /// restarted, taking a session's stream up where its copy ends). Throws when it is missing or completed.
+    /// </summary>
+    public static RecordingWriter OpenForAppend(string prefix)
+    {
+        var reader = RecordingReader.Open(prefix);
+        if (reader.Meta.EndedAt is not null)
+        {
+            throw new InvalidOperationException($"recording {prefix} is complete");
+        }
+        var output = RecordedStream.OpenForAppend(prefix + RecordingFiles.Output, reader.OutputIndex());
+        var input = RecordedStream.OpenForAppend(prefix + RecordingFiles.Input, reader.InputIndex());
+        return new RecordingWriter(prefix, reader.Meta, output, input);
+    }
+
     /// <summary>Appends output that arrived <paramref name="timeUs"/> µs after the start; returns its offset.</summary>
     public long AppendOutput(ReadOnlySpan<byte> data, long timeUs) => _output.Append(data, timeUs);
 
@@ -166,6 +182,15 @@ public sealed class RecordingWriter : IDisposable
 
         public static RecordedStream Create(string path) =>
             new(CreatePrivate(path), CreatePrivate(path + RecordingFiles.Index));
+
+        public static RecordedStream OpenForAppend(string path, IEnumerable<TimeIndexEntry> index)
+        {
+            var last = index.LastOrDefault();
+            var stream = new RecordedStream(CreatePrivate(path, FileMode.Append), CreatePrivate(path + RecordingFiles.Index, FileMode.Append));
+            stream._length = stream._data.Length;
+            stream._lastEntryUs = last == default ? long.MinValue : last.TimeUs;
+            return stream;
+        }
 
         public long Append(ReadOnlySpan<byte> data, long timeUs)
         {

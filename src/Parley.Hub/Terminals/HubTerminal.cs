@@ -1,0 +1,599 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Parley.Hub.Auth;
+using Parley.Hub.Channels;
+using Parley.Protocol;
+using Parley.Terminal.Pty;
+using Parley.Terminal.Recording;
+
+namespace Parley.Hub.Terminals;
+
+/// <summary>What an owner says about its session when it joins (docs/protocol.md §17).</summary>
+public sealed record OwnerHello(string Name, IReadOnlyList<string> Command, int Cols, int Rows, int Pid, DateTimeOffset StartedAt, bool AllowInput);
+
+/// <summary>A refusal with one of the §17 error reasons.</summary>
+public sealed class TerminalException(string reason, string message) : Exception(message)
+{
+    /// <summary>The error reply's <c>reason</c>.</summary>
+    public string Reason { get; } = reason;
+}
+
+/// <summary>The §17 error reasons that are the terminal channel's own.</summary>
+public static class TerminalErrors
+{
+    public const string SessionNotFound = "session_not_found";
+    public const string SessionEnded = "session_ended";
+    public const string OwnerOffline = "owner_offline";
+}
+
+/// <summary>
+/// One terminal session as the hub holds it: its own copy of the recording (written with the same
+/// <see cref="RecordingWriter"/> as <c>parley run</c>, under <c>&lt;data&gt;/terminals</c>), the owner's
+/// subscription, the viewers and their counters. Appends and viewer joins meet under one lock, which is what
+/// makes the seam exact: a viewer's join reply carries the output length L, and every live frame it gets
+/// after the reply starts at L. A viewer never slows the owner: frames are queued without waiting and a
+/// viewer that falls behind is resynced (<see cref="ResyncingSender"/>).
+/// </summary>
+public sealed partial class HubTerminal
+{
+    private const int TailBytes = 4096;
+    private readonly Lock _lock = new();
+    private readonly TimeProvider _time;
+    private readonly HubMetrics _metrics;
+    private readonly List<Viewer> _viewers = [];
+    private readonly HashSet<string> _inputGrants = new(StringComparer.Ordinal);
+    private readonly byte[] _tail = new byte[TailBytes];
+    private int _tailLength;
+    private RecordingWriter? _writer;
+    private readonly RecordingReader _reader;
+    private Subscriber? _owner;
+    private long _outputLength;
+    private long _inputLength;
+    private long _bytesIn;
+    private long _bytesOut;
+    private long _drops;
+    private long _resyncs;
+    private long _backlogHighWater;
+    private long _bytesSinceTick;
+
+    private HubTerminal(string id, string prefix, RecordingMeta meta, string owner, bool ownerAuthenticated, RecordingWriter? writer, HubMetrics metrics, TimeProvider time)
+    {
+        _metrics = metrics;
+        Id = id;
+        Topic = TerminalChannel.TopicPrefix + id;
+        Prefix = prefix;
+        Owner = owner;
+        OwnerAuthenticated = ownerAuthenticated;
+        _writer = writer;
+        _time = time;
+        Name = meta.Name;
+        Command = meta.Command;
+        Cols = meta.Cols;
+        Rows = meta.Rows;
+        Pid = meta.Pid;
+        StartedAt = meta.StartedAt;
+        EndedAt = meta.EndedAt;
+        ExitCode = meta.ExitCode;
+        Signal = meta.Signal;
+        AllowInput = meta.AllowInput;
+        _reader = RecordingReader.Open(prefix);
+        _outputLength = _reader.OutputLength;
+        _inputLength = _reader.InputLength;
+        LastActivity = EndedAt ?? StartedAt;
+    }
+
+    public string Id { get; }
+
+    /// <summary><c>term:&lt;id&gt;</c>.</summary>
+    public string Topic { get; }
+
+    /// <summary>The hub's copy: <c>&lt;data&gt;/terminals/&lt;id&gt;</c>.</summary>
+    public string Prefix { get; }
+
+    /// <summary>The user who started the session.</summary>
+    public string Owner { get; }
+
+    /// <summary>False on a hub without authentication, where every connection is equal.</summary>
+    public bool OwnerAuthenticated { get; }
+
+    public string Name { get; }
+    public IReadOnlyList<string> Command { get; }
+    public int Cols { get; private set; }
+    public int Rows { get; private set; }
+    public int Pid { get; private set; }
+    public DateTimeOffset StartedAt { get; }
+    public DateTimeOffset? EndedAt { get; private set; }
+    public int? ExitCode { get; private set; }
+    public int? Signal { get; private set; }
+
+    /// <summary>Every viewer may type (<c>parley run --allow-input</c>).</summary>
+    public bool AllowInput { get; }
+
+    /// <summary>Listed in the registry (set by <see cref="TerminalRegistry"/> under its gate).</summary>
+    internal bool Live { get; set; }
+
+    /// <summary>When the owner's connection went away (null while it is attached).</summary>
+    internal DateTimeOffset? OwnerGoneAt { get; private set; }
+
+    /// <summary>Something a <c>session_updated</c> would show changed since the last one.</summary>
+    internal bool Dirty { get; set; }
+
+    /// <summary>Output bytes per second over the last update interval.</summary>
+    internal double BytesPerSecond { get; private set; }
+
+    public DateTimeOffset LastActivity { get; private set; }
+
+    public bool HasEnded => EndedAt is not null;
+
+    public int ViewerCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _viewers.Count;
+            }
+        }
+    }
+
+    /// <summary>Creates a new session's copy under <paramref name="directory"/>.</summary>
+    internal static HubTerminal Create(string directory, string id, ConnectionPrincipal owner, OwnerHello hello, HubMetrics metrics, TimeProvider time)
+    {
+        var meta = new RecordingMeta
+        {
+            Id = id,
+            Name = hello.Name,
+            Command = [.. hello.Command],
+            StartedAt = hello.StartedAt,
+            Cols = hello.Cols,
+            Rows = hello.Rows,
+            Pid = hello.Pid,
+            AllowInput = hello.AllowInput,
+            Owner = owner.Name,
+        };
+        var writer = RecordingWriter.Create(directory, meta);
+        return new HubTerminal(id, writer.Prefix, meta, owner.Name, owner.IsAuthenticated, writer, metrics, time);
+    }
+
+    /// <summary>A session found on disk when the hub starts: ended, or waiting for its owner to come back.</summary>
+    internal static HubTerminal Load(RecordingReader recording, HubMetrics metrics, TimeProvider time)
+    {
+        var meta = recording.Meta;
+        var terminal = new HubTerminal(meta.Id, recording.Prefix, meta, meta.Owner ?? "", meta.Owner is not null && !meta.Owner.StartsWith("anon-", StringComparison.Ordinal), null, metrics, time);
+        if (!terminal.HasEnded)
+        {
+            terminal.OwnerGoneAt = time.GetUtcNow();
+        }
+        return terminal;
+    }
+
+    /// <summary>Whether <paramref name="principal"/> may join as this session's owner.</summary>
+    public bool IsOwner(ConnectionPrincipal principal)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        return OwnerAuthenticated
+            ? principal.IsAuthenticated && (principal.Name == Owner || principal.IsAdmin)
+            : !principal.IsAuthenticated;
+    }
+
+    /// <summary>Whether <paramref name="principal"/> may type into and resize the session.</summary>
+    public bool CanInput(ConnectionPrincipal principal)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        if (!principal.CanWrite)
+        {
+            return false;
+        }
+        lock (_lock)
+        {
+            return AllowInput || (principal.IsAuthenticated && (principal.Name == Owner || _inputGrants.Contains(principal.Name)));
+        }
+    }
+
+    /// <summary>Lets <paramref name="user"/> type (or stops them).</summary>
+    public void Grant(string user, bool input)
+    {
+        lock (_lock)
+        {
+            if (input)
+            {
+                _inputGrants.Add(user);
+            }
+            else
+            {
+                _inputGrants.Remove(user);
+            }
+        }
+    }
+
+    /// <summary>Attaches the owner's subscription and returns where its stream must continue; the one it replaces, if any, is returned to be closed.</summary>
+    internal (long Output, long Input, Subscriber? Replaced) AttachOwner(Subscriber owner)
+    {
+        lock (_lock)
+        {
+            if (HasEnded)
+            {
+                throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended; start a new one");
+            }
+            _writer ??= RecordingWriter.OpenForAppend(Prefix);
+            var replaced = _owner;
+            _owner = owner;
+            OwnerGoneAt = null;
+            Dirty = true;
+            return (_outputLength, _inputLength, replaced);
+        }
+    }
+
+    /// <summary>The owner's subscription ended; the session waits for it to come back.</summary>
+    internal void DetachOwner(Subscriber owner)
+    {
+        lock (_lock)
+        {
+            if (ReferenceEquals(_owner, owner))
+            {
+                _owner = null;
+                OwnerGoneAt = _time.GetUtcNow();
+            }
+        }
+    }
+
+    /// <summary>True while <paramref name="subscriber"/> is the attached owner.</summary>
+    internal bool IsOwnerSubscription(Subscriber subscriber)
+    {
+        lock (_lock)
+        {
+            return ReferenceEquals(_owner, subscriber);
+        }
+    }
+
+    private long NowUs() => (long)(_time.GetUtcNow() - StartedAt).TotalMicroseconds;
+
+    /// <summary>
+    /// Appends the owner's output chunk that starts at <paramref name="offset"/> to the copy — only the part the hub
+    /// does not hold yet; nothing when it would leave a gap — and queues those bytes to every viewer as one shared
+    /// binary broadcast. Returns the output length after it (where the owner's next chunk starts).
+    /// </summary>
+    internal long RecordOutput(long offset, ReadOnlySpan<byte> data)
+    {
+        lock (_lock)
+        {
+            var writer = _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+            if (offset > _outputLength || offset + data.Length <= _outputLength)
+            {
+                return _outputLength;
+            }
+            data = data[(int)(_outputLength - offset)..];
+            writer.AppendOutput(data, NowUs());
+            _outputLength += data.Length;
+            _bytesIn += data.Length;
+            _bytesSinceTick += data.Length;
+            KeepTail(data);
+            LastActivity = _time.GetUtcNow();
+            Dirty = true;
+            if (_viewers.Count > 0)
+            {
+                var frame = PhoenixBinaryCodec.EncodeBroadcast(Topic, "output", data, wsFramed: true);
+                foreach (var viewer in _viewers)
+                {
+                    if (viewer.Sender.SendDelta(frame))
+                    {
+                        _bytesOut += data.Length;
+                        _backlogHighWater = Math.Max(_backlogHighWater, viewer.Sender.Connection.QueuedBytes);
+                    }
+                    else
+                    {
+                        _drops++;
+                        _metrics.TerminalViewerDrop();
+                    }
+                }
+            }
+            return _outputLength;
+        }
+    }
+
+    /// <summary>Appends the owner's recorded input chunk at <paramref name="offset"/> (as <see cref="RecordOutput"/>; nothing is sent to viewers).</summary>
+    internal long RecordInput(long offset, ReadOnlySpan<byte> data)
+    {
+        lock (_lock)
+        {
+            var writer = _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+            if (offset > _inputLength || offset + data.Length <= _inputLength)
+            {
+                return _inputLength;
+            }
+            data = data[(int)(_inputLength - offset)..];
+            writer.AppendInput(data, NowUs());
+            _inputLength += data.Length;
+            _bytesIn += data.Length;
+            LastActivity = _time.GetUtcNow();
+            return _inputLength;
+        }
+    }
+
+    /// <summary>The terminal's size changed: recorded, and told to every viewer.</summary>
+    internal void Resize(int cols, int rows)
+    {
+        lock (_lock)
+        {
+            var writer = _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+            writer.AddResize(NowUs(), cols, rows);
+            (Cols, Rows) = (cols, rows);
+            Dirty = true;
+            var frame = WireFrames.Text(null, null, Topic, "resize", (cols, rows), static (w, s) =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("cols"u8, s.cols);
+                w.WriteNumber("rows"u8, s.rows);
+                w.WriteEndObject();
+            });
+            foreach (var viewer in _viewers)
+            {
+                viewer.Sender.Connection.Send(frame);
+            }
+        }
+    }
+
+    /// <summary>The command ended: the copy is completed and every viewer told.</summary>
+    internal void End(int? exitCode, int? signal)
+    {
+        lock (_lock)
+        {
+            if (_writer is not { } writer)
+            {
+                return;
+            }
+            writer.Complete(new TerminalExit(exitCode, signal), NowUs());
+            writer.Dispose();
+            _writer = null;
+            EndedAt = _time.GetUtcNow();
+            (ExitCode, Signal) = (exitCode, signal);
+            var frame = WireFrames.Text(null, null, Topic, "exit", this, static (w, t) =>
+            {
+                w.WriteStartObject();
+                WriteNullable(w, "exit_code"u8, t.ExitCode);
+                WriteNullable(w, "signal"u8, t.Signal);
+                w.WriteNumber("ended_at"u8, t.EndedAt!.Value.ToUnixTimeMilliseconds());
+                w.WriteEndObject();
+            });
+            foreach (var viewer in _viewers)
+            {
+                viewer.Sender.Connection.Send(frame);
+            }
+        }
+    }
+
+    /// <summary>Closes the copy's files (hub shutdown); an unfinished session can be taken up again later.</summary>
+    internal void CloseFiles()
+    {
+        lock (_lock)
+        {
+            _writer?.Dispose();
+            _writer = null;
+        }
+    }
+
+    /// <summary>Hands an allowed viewer's input to the owner (which writes it to the PTY and records it).</summary>
+    internal void ForwardToOwner(string @event, string from, Action<Utf8JsonWriter> writeFields)
+    {
+        Subscriber owner;
+        lock (_lock)
+        {
+            if (HasEnded)
+            {
+                throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+            }
+            owner = _owner ?? throw new TerminalException(TerminalErrors.OwnerOffline, "the session's owner is not connected right now; try again shortly");
+        }
+        owner.Connection.Send(WireFrames.Text(owner.JoinRef, null, Topic, @event, (from, writeFields), static (w, s) =>
+        {
+            w.WriteStartObject();
+            s.writeFields(w);
+            w.WriteString("from"u8, s.from);
+            w.WriteEndObject();
+        }));
+    }
+
+    /// <summary>
+    /// Adds a viewer and, under the same lock, sends its join reply (written by <paramref name="reply"/> with the
+    /// output length, the seam) — so no output frame can fall between the length it is told and the live frames.
+    /// </summary>
+    internal void AddViewer(Subscriber subscriber, int queueBytes, Action<HubTerminal, long> reply)
+    {
+        lock (_lock)
+        {
+            var viewer = new Viewer(subscriber);
+            viewer.Sender = new ResyncingSender(subscriber.Connection, queueBytes, _ => Resync(viewer));
+            reply(this, _outputLength);
+            _viewers.Add(viewer);
+            Dirty = true;
+        }
+    }
+
+    internal void RemoveViewer(Subscriber subscriber)
+    {
+        lock (_lock)
+        {
+            var index = _viewers.FindIndex(v => ReferenceEquals(v.Subscriber, subscriber));
+            if (index >= 0)
+            {
+                _viewers[index].Sender.Dispose();
+                _viewers.RemoveAt(index);
+                Dirty = true;
+            }
+        }
+    }
+
+    // A viewer that fell behind: live output resumes at the current length, which it is told.
+    private ValueTask Resync(Viewer viewer)
+    {
+        lock (_lock)
+        {
+            _resyncs++;
+            viewer.Sender.SendSnapshot(WireFrames.Text(viewer.Subscriber.JoinRef, null, Topic, "resync", _outputLength, static (w, offset) =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("offset"u8, offset);
+                w.WriteEndObject();
+            }));
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Exactly the bytes <c>[offset, min(offset + limit, length))</c> of the output or the input.</summary>
+    internal byte[] Fetch(bool output, long offset, int limit)
+    {
+        long length;
+        lock (_lock)
+        {
+            length = output ? _outputLength : _inputLength;
+        }
+        if (offset >= length)
+        {
+            return [];
+        }
+        var count = (int)Math.Min(limit, length - offset);
+        return output ? _reader.ReadOutput(offset, count) : _reader.ReadInput(offset, count);
+    }
+
+    /// <summary>Writes <c>get_stats</c>' response.</summary>
+    public void WriteStats(Utf8JsonWriter w)
+    {
+        lock (_lock)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("viewers"u8, _viewers.Count);
+            w.WriteNumber("bytes_in"u8, _bytesIn);
+            w.WriteNumber("bytes_out"u8, _bytesOut);
+            w.WriteNumber("drops"u8, _drops);
+            w.WriteNumber("resyncs"u8, _resyncs);
+            w.WriteNumber("backlog_high_water"u8, _backlogHighWater);
+            w.WriteEndObject();
+        }
+    }
+
+    /// <summary>Writes <c>get_meta</c>' fields (without the enclosing object) — also the viewer's join reply.</summary>
+    public void WriteMetaFields(Utf8JsonWriter w)
+    {
+        lock (_lock)
+        {
+            w.WriteString("id"u8, Id);
+            w.WriteString("name"u8, Name);
+            w.WriteStartArray("command"u8);
+            foreach (var part in Command)
+            {
+                w.WriteStringValue(part);
+            }
+            w.WriteEndArray();
+            w.WriteString("owner"u8, Owner);
+            w.WriteNumber("cols"u8, Cols);
+            w.WriteNumber("rows"u8, Rows);
+            w.WriteNumber("pid"u8, Pid);
+            w.WriteNumber("started_at"u8, StartedAt.ToUnixTimeMilliseconds());
+            WriteNullable(w, "ended_at"u8, EndedAt?.ToUnixTimeMilliseconds());
+            WriteNullable(w, "exit_code"u8, ExitCode);
+            w.WriteNumber("output_size"u8, _outputLength);
+            w.WriteNumber("input_size"u8, _inputLength);
+        }
+    }
+
+    /// <summary>Writes the registry's summary object.</summary>
+    public void WriteSummary(Utf8JsonWriter w)
+    {
+        lock (_lock)
+        {
+            w.WriteStartObject();
+            w.WriteString("id"u8, Id);
+            w.WriteString("name"u8, Name);
+            w.WriteStartArray("command"u8);
+            foreach (var part in Command)
+            {
+                w.WriteStringValue(part);
+            }
+            w.WriteEndArray();
+            w.WriteString("owner"u8, Owner);
+            w.WriteNumber("cols"u8, Cols);
+            w.WriteNumber("rows"u8, Rows);
+            w.WriteNumber("viewers"u8, _viewers.Count);
+            w.WriteNumber("bytes_per_second"u8, Math.Round(BytesPerSecond));
+            w.WriteNumber("last_activity"u8, LastActivity.ToUnixTimeMilliseconds());
+            w.WriteNumber("started_at"u8, StartedAt.ToUnixTimeMilliseconds());
+            WriteNullable(w, "ended_at"u8, EndedAt?.ToUnixTimeMilliseconds());
+            WriteNullable(w, "exit_code"u8, ExitCode);
+            w.WriteNumber("output_size"u8, _outputLength);
+            w.WriteString("last_line"u8, LastLineLocked());
+            w.WriteBoolean("owner_connected"u8, _owner is not null);
+            w.WriteBoolean("live"u8, Live);
+            w.WriteEndObject();
+        }
+    }
+
+    /// <summary>Closes an update interval: bytes/s over it.</summary>
+    internal void Tick(TimeSpan interval)
+    {
+        lock (_lock)
+        {
+            var rate = _bytesSinceTick / Math.Max(interval.TotalSeconds, 0.001);
+            if (Math.Abs(rate - BytesPerSecond) > 0.5)
+            {
+                Dirty = true;
+            }
+            BytesPerSecond = rate;
+            _bytesSinceTick = 0;
+        }
+    }
+
+    private void KeepTail(ReadOnlySpan<byte> data)
+    {
+        if (data.Length >= TailBytes)
+        {
+            data[^TailBytes..].CopyTo(_tail);
+            _tailLength = TailBytes;
+            return;
+        }
+        var keep = Math.Min(_tailLength, TailBytes - data.Length);
+        Buffer.BlockCopy(_tail, _tailLength - keep, _tail, 0, keep);
+        data.CopyTo(_tail.AsSpan(keep));
+        _tailLength = keep + data.Length;
+    }
+
+    // The last line with text, as a person would read it: escape sequences out, carriage returns resolved.
+    private string LastLineLocked()
+    {
+        var text = AnsiSequence().Replace(Encoding.UTF8.GetString(_tail, 0, _tailLength), "");
+        foreach (var raw in text.Split('\n').Reverse())
+        {
+            var line = raw.TrimEnd('\r');
+            var cr = line.LastIndexOf('\r');
+            line = cr >= 0 ? line[(cr + 1)..] : line;
+            line = new string([.. line.Where(c => !char.IsControl(c))]).Trim();
+            if (line.Length > 0)
+            {
+                return line.Length > 200 ? line[..200] : line;
+            }
+        }
+        return "";
+    }
+
+    private static void WriteNullable(Utf8JsonWriter w, ReadOnlySpan<byte> name, long? value)
+    {
+        if (value is { } v)
+        {
+            w.WriteNumber(name, v);
+        }
+        else
+        {
+            w.WriteNull(name);
+        }
+    }
+
+    [GeneratedRegex(@"\x1B(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1B]*(?:\x07|\x1B\\)?|[()][0-9A-Za-z]|[@-Z\\-_])")]
+    private static partial Regex AnsiSequence();
+
+    private sealed class Viewer(Subscriber subscriber)
+    {
+        public Subscriber Subscriber { get; } = subscriber;
+
+        public ResyncingSender Sender { get; set; } = null!;
+    }
+}

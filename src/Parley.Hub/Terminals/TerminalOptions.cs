@@ -1,0 +1,49 @@
+namespace Parley.Hub.Terminals;
+
+/// <summary>Terminal sessions on the hub (docs/protocol.md §17). Bound from the <c>terminals</c> configuration section.</summary>
+public sealed class TerminalOptions
+{
+    /// <summary>Bytes a viewer's socket may have queued before its output frames are dropped and it is sent <c>resync</c>. Default 2 MiB.</summary>
+    public int ViewerQueueBytes { get; set; } = 2 * 1024 * 1024;
+
+    /// <summary>Most bytes one <c>fetch_output</c> or <c>fetch_input</c> returns. Default 1 MiB.</summary>
+    public int MaxFetchBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Most decoded bytes in one viewer <c>input</c>. Default 64 KiB.</summary>
+    public int MaxInputBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// How long a session whose owner connection is gone stays listed before it is pruned from the registry
+    /// (the owner may still come back and revive it). Null (the default) means the hub's idle timeout.
+    /// </summary>
+    public TimeSpan? OwnerGrace { get; set; }
+
+    /// <summary>How often <c>session_updated</c> may go out per session, and how bytes/s is measured. Default 1 s.</summary>
+    public TimeSpan UpdateInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Throws when a value is out of range.</summary>
+    public void Validate(HubOptions hub)
+    {
+        ArgumentNullException.ThrowIfNull(hub);
+        if (ViewerQueueBytes < 64 * 1024 || ViewerQueueBytes > hub.MaxOutboundQueueBytes / 2)
+        {
+            throw new ArgumentException($"terminals.ViewerQueueBytes must be between 65536 and half of hub.MaxOutboundQueueBytes ({hub.MaxOutboundQueueBytes / 2})");
+        }
+        if (MaxFetchBytes is < 1024 or > 16 * 1024 * 1024 || MaxFetchBytes > hub.MaxOutboundQueueBytes / 2)
+        {
+            throw new ArgumentException("terminals.MaxFetchBytes must be between 1024 and 16 MiB, and at most half of hub.MaxOutboundQueueBytes");
+        }
+        if (MaxInputBytes is < 16 or > 1024 * 1024)
+        {
+            throw new ArgumentException("terminals.MaxInputBytes must be between 16 and 1048576");
+        }
+        if (OwnerGrace is { } grace && (grace < TimeSpan.FromMilliseconds(100) || grace > TimeSpan.FromDays(1)))
+        {
+            throw new ArgumentException("terminals.OwnerGrace must be between 100 ms and 1 day");
+        }
+        if (UpdateInterval < TimeSpan.FromMilliseconds(50) || UpdateInterval > TimeSpan.FromMinutes(1))
+        {
+            throw new ArgumentException("terminals.UpdateInterval must be between 50 ms and 1 minute");
+        }
+    }
+}
