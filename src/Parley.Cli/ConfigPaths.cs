@@ -1,3 +1,5 @@
+using Parley.Cli.Commands;
+
 namespace Parley.Cli;
 
 /// <summary>Where <c>parley</c> keeps per-user configuration: <c>$XDG_CONFIG_HOME/parley</c>, else <c>~/.config/parley</c>.</summary>
@@ -21,13 +23,40 @@ internal static class ConfigPaths
     /// Where <c>parley run</c> records terminals unless told otherwise: <c>$XDG_STATE_HOME/parley/terminals</c>,
     /// else <c>~/.local/state/parley/terminals</c>.
     /// </summary>
-    public static string TerminalRecordings()
+    public static string TerminalRecordings() => Path.Combine(StateRoot(), "terminals");
+
+    /// <summary>Per-user state that is not configuration: <c>$XDG_STATE_HOME/parley</c>, else <c>~/.local/state/parley</c>.</summary>
+    public static string StateRoot()
     {
         var xdg = Environment.GetEnvironmentVariable("XDG_STATE_HOME");
         var root = string.IsNullOrWhiteSpace(xdg)
             ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state")
             : xdg;
-        return Path.Combine(root, "parley", "terminals");
+        return Path.Combine(root, "parley");
+    }
+
+    /// <summary>
+    /// Takes an exclusive lock on <paramref name="path"/> (created when missing and kept: deleting a lock file lets two
+    /// processes lock different files), waiting up to <paramref name="timeout"/>; dispose the stream to release it.
+    /// </summary>
+    public static async Task<FileStream> LockFileAsync(string path, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTimeOffset.UtcNow < deadline)
+            {
+                await Task.Delay(50, cancellationToken);
+            }
+            catch (IOException)
+            {
+                throw new IdentityCommands.CliFailure($"another parley process has held {path} for {timeout.TotalSeconds:0} s; if none is running, delete that file", ExitCodes.Timeout);
+            }
+        }
     }
 
     /// <summary>Creates <paramref name="directory"/> (mode 0700 when new) and its parents.</summary>

@@ -117,22 +117,6 @@ internal static class Sessions
     {
         var path = PathFor(server, user) + ".lock";
         ConfigPaths.CreatePrivateDirectory(Directory());
-        var deadline = DateTimeOffset.UtcNow + LockTimeout;
-        while (true)
-        {
-            try
-            {
-                // Kept, not deleted on close: deleting a lock file lets two processes lock different files.
-                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (DateTimeOffset.UtcNow < deadline)
-            {
-                await Task.Delay(50, cancellationToken);
-            }
-            catch (IOException)
-            {
-                throw new IdentityCommands.CliFailure($"another parley process has held {path} for {LockTimeout.TotalSeconds:0} s; if none is running, delete that file", ExitCodes.Timeout);
-            }
-        }
+        return await ConfigPaths.LockFileAsync(path, LockTimeout, cancellationToken);
     }
 }

@@ -19,19 +19,23 @@ internal static class ClientCommands
 {
     internal sealed record Common(Option<string?> Server, Option<string?> Token, Option<string?> Name, Option<bool> Json, Option<string?> Profile, Option<string?> KeyFile);
 
-    internal static Common CommonOptions(Command command)
+    /// <param name="userFlag">The flag that names the user to log in as: <c>--name</c>, or <c>--user</c> where <c>--name</c> means something else.</param>
+    internal static Common CommonOptions(Command command, string userFlag = "--name", bool json = true)
     {
         var common = new Common(
             IdentityCommands.ServerOption(),
             new Option<string?>("--token") { Description = "An access token or API key (env PARLEY_TOKEN)." },
-            new Option<string?>("--name") { Description = "Log in as this user with this machine's device key (env PARLEY_USER)." },
+            new Option<string?>(userFlag) { Description = "Log in as this user with this machine's device key (env PARLEY_USER)." },
             new Option<bool>("--json") { Description = "Print JSON (one object per line for streams)." },
             new Option<string?>("--profile") { Description = "Use this profile (parley profile list) instead of the current one." },
             new Option<string?>("--key-file") { Description = "Read the API key from this file (mode 0600), e.g. the one parley agent setup wrote." });
         command.Options.Add(common.Server);
         command.Options.Add(common.Token);
         command.Options.Add(common.Name);
-        command.Options.Add(common.Json);
+        if (json)
+        {
+            command.Options.Add(common.Json);
+        }
         command.Options.Add(common.Profile);
         command.Options.Add(common.KeyFile);
         return common;
@@ -66,6 +70,13 @@ internal static class ClientCommands
         }
         return (server, null, null, null);
     }
+
+    /// <summary>Whether the user named a hub: <c>--server</c>, <c>PARLEY_SERVER</c>, <c>--profile</c> or a current profile.</summary>
+    internal static bool IsHubConfigured(ParseResult parse, Common common) =>
+        parse.GetValue(common.Server) is not null
+        || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("PARLEY_SERVER"))
+        || parse.GetValue(common.Profile) is not null
+        || Profiles.Current() is not null;
 
     /// <summary>An API key kept in a file: one line, readable by its owner only (a file others can read is refused).</summary>
     internal static string ReadKeyFile(string path)

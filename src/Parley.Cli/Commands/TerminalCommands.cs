@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Win32.SafeHandles;
+using Parley.Cli.Terminals;
 using Parley.Terminal;
 using Parley.Terminal.Pty;
 using Parley.Terminal.Recording;
@@ -29,7 +30,8 @@ internal static class TerminalCommands
         var record = new Option<string?>("--record") { Description = "The directory for the recording (default $XDG_STATE_HOME/parley/terminals)." };
         var cols = new Option<int?>("--cols") { Description = "Columns when standard input is not a terminal (default 80)." };
         var rows = new Option<int?>("--rows") { Description = "Rows when standard input is not a terminal (default 24)." };
-        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print the recording's id and path at the end." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print where to watch the session, nor the recording's id and path at the end." };
+        var offline = new Option<bool>("--offline") { Description = "Only record: publish to no hub and host nothing." };
         command.Arguments.Add(argv);
         command.Options.Add(name);
         command.Options.Add(allowInput);
@@ -37,6 +39,8 @@ internal static class TerminalCommands
         command.Options.Add(cols);
         command.Options.Add(rows);
         command.Options.Add(quiet);
+        command.Options.Add(offline);
+        var common = ClientCommands.CommonOptions(command, userFlag: "--user", json: false);
         command.SetAction(async (parse, ct) =>
         {
             if (!OperatingSystem.IsLinux())
@@ -49,6 +53,23 @@ internal static class TerminalCommands
             {
                 Console.Error.WriteLine("parley run: --cols and --rows must be 1-9999");
                 return ExitCodes.Usage;
+            }
+            ShareTarget target;
+            try
+            {
+                target = parse.GetValue(offline) ? new ShareTarget.None()
+                    : ClientCommands.IsHubConfigured(parse, common) ? ClientCommands.Resolve(parse, common) is var (server, credentials, _, _) ? new ShareTarget.Hub(server, credentials) : null!
+                    : new ShareTarget.Local();
+            }
+            catch (IdentityCommands.UsageException ex)
+            {
+                Console.Error.WriteLine($"parley run: {ex.Message}");
+                return ExitCodes.Usage;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"parley run: {ex.Message}");
+                return ExitCodes.Failure;
             }
             var tty = LocalTerminal.IsTerminal(LocalTerminal.StdIn);
             if (tty && LocalTerminal.WindowSize(LocalTerminal.StdIn) is { Cols: > 0, Rows: > 0 } size)
@@ -65,7 +86,7 @@ internal static class TerminalCommands
                 Rows = r,
                 CopyModesFrom = tty ? LocalTerminal.StdIn : null,
                 LocalOutput = static data => LocalTerminal.Write(LocalTerminal.StdOut, data),
-            }, tty, parse.GetValue(quiet), ct);
+            }, target, tty, parse.GetValue(quiet), ct);
         });
         return command;
     }
@@ -83,8 +104,12 @@ internal static class TerminalCommands
     // restores it: the command's exit, an exception, SIGTERM/SIGINT/SIGHUP/SIGQUIT (forwarded to the command, whose
     // exit then ends this), and process exit.
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    private static async Task<int> RunAsync(TerminalSessionOptions options, bool tty, bool quiet, CancellationToken ct)
+    private static async Task<int> RunAsync(TerminalSessionOptions options, ShareTarget target, bool tty, bool quiet, CancellationToken ct)
     {
+        // Once the local terminal is raw, a line needs its carriage return spelled out.
+        var raw = (LocalTerminal?)null;
+        void Say(string message) => Console.Error.Write($"parley run: {message}{(raw is null ? "\n" : "\r\n")}");
+        await using var sharing = await SessionSharing.PrepareAsync(target, Say, ct);
         TerminalSession session;
         try
         {
@@ -95,8 +120,20 @@ internal static class TerminalCommands
             Console.Error.WriteLine($"parley run: {e.Message}");
             return CannotRun;
         }
+        if (sharing is not null)
+        {
+            sharing.Start(session);
+            if (!quiet)
+            {
+                Say($"watch live at {sharing.PageUrl(session.Id)}{(sharing.IsLocal ? " (served by this process while the command runs)" : "")}");
+            }
+            if (sharing.IsLocal)
+            {
+                await TryAsync(() => LocalSessionRegistry.AddAsync(new LocalSessionEntry(session.Id, session.Meta.Name, session.Meta.Command, Environment.ProcessId, session.Pid,
+                    session.Prefix, sharing.PageUrl(session.Id).ToString(), session.Meta.StartedAt, options.AllowInput), ct), Say);
+            }
+        }
 
-        LocalTerminal? raw = null;
         var registrations = new List<PosixSignalRegistration>();
         EventHandler restoreAtExit = (_, _) => raw?.Restore();
         AppDomain.CurrentDomain.ProcessExit += restoreAtExit;
@@ -136,11 +173,36 @@ internal static class TerminalCommands
             raw?.Restore();
             AppDomain.CurrentDomain.ProcessExit -= restoreAtExit;
         }
+        raw = null;
+        if (sharing is not null)
+        {
+            if (!await sharing.DrainAsync())
+            {
+                Say("the hub did not receive the whole session in time; the local recording has all of it");
+            }
+            if (sharing.IsLocal)
+            {
+                await TryAsync(() => LocalSessionRegistry.RemoveAsync(session.Id, CancellationToken.None), Say);
+            }
+        }
         if (!quiet)
         {
             Console.Error.WriteLine($"parley run: {Describe(exit)}; recorded {session.Id} ({session.Prefix})");
         }
         return exit.Code;
+    }
+
+    // The local registry is a convenience (parley term live, parley attach): a failure to update it is said, not fatal.
+    private static async Task TryAsync(Func<Task> update, Action<string> say)
+    {
+        try
+        {
+            await update();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or IdentityCommands.CliFailure)
+        {
+            say($"could not update {LocalSessionRegistry.FilePath}: {ex.Message}");
+        }
     }
 
     // Local keystrokes go to the session like any viewer's input. When standard input is not a terminal, its end

@@ -216,7 +216,12 @@ public sealed class TerminalChannel : IChannelHandler
                 ReplyEmpty(connection, message);
                 return;
             case "exit":
-                _registry.End(terminal, ReadInt(message.Payload, "exit_code"u8), ReadInt(message.Payload, "signal"u8));
+                if (!TryReadOptionalInt(message.Payload, "exit_code"u8, out var exitCode) || !TryReadOptionalInt(message.Payload, "signal"u8, out var signal))
+                {
+                    connection.ReplyError(message, ErrorReasons.InvalidPayload, "exit takes {exit_code, signal}: whole numbers or null");
+                    return;
+                }
+                _registry.End(terminal, exitCode, signal);
                 ReplyEmpty(connection, message);
                 return;
             case "grant":
@@ -375,7 +380,7 @@ public sealed class TerminalChannel : IChannelHandler
         if (payload.ValueKind != JsonValueKind.Object
             || !payload.TryGetProperty("command"u8, out var command) || command.ValueKind != JsonValueKind.Array || command.GetArrayLength() is 0 or > 256
             || !TryReadSize(payload, out var cols, out var rows)
-            || !payload.TryGetProperty("started_at"u8, out var started) || !started.TryGetInt64(out var startedMs) || startedMs < 0)
+            || !payload.TryGetProperty("started_at"u8, out var started) || !TryInt64(started, out var startedMs) || startedMs < 0)
         {
             return null;
         }
@@ -403,12 +408,41 @@ public sealed class TerminalChannel : IChannelHandler
     {
         cols = rows = 0;
         return payload.ValueKind == JsonValueKind.Object
-            && payload.TryGetProperty("cols"u8, out var c) && c.TryGetInt32(out cols) && cols is >= 1 and <= 10_000
-            && payload.TryGetProperty("rows"u8, out var r) && r.TryGetInt32(out rows) && rows is >= 1 and <= 10_000;
+            && payload.TryGetProperty("cols"u8, out var c) && TryInt32(c, out cols) && cols is >= 1 and <= 10_000
+            && payload.TryGetProperty("rows"u8, out var r) && TryInt32(r, out rows) && rows is >= 1 and <= 10_000;
     }
 
     private static int? ReadInt(JsonElement payload, ReadOnlySpan<byte> name) =>
-        payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty(name, out var v) && v.TryGetInt32(out var n) ? n : null;
+        payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty(name, out var v) && TryInt32(v, out var n) ? n : null;
+
+    // Absent or null is null; anything else must be a whole number.
+    private static bool TryReadOptionalInt(JsonElement payload, ReadOnlySpan<byte> name, out int? value)
+    {
+        value = null;
+        if (payload.ValueKind != JsonValueKind.Object || !payload.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return payload.ValueKind is JsonValueKind.Object or JsonValueKind.Undefined;
+        }
+        if (!TryInt32(v, out var n))
+        {
+            return false;
+        }
+        value = n;
+        return true;
+    }
+
+    // JsonElement.TryGet* throw on a non-number; a string where a number belongs is bad input, answered as such.
+    private static bool TryInt32(JsonElement e, out int value)
+    {
+        value = 0;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out value);
+    }
+
+    private static bool TryInt64(JsonElement e, out long value)
+    {
+        value = 0;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out value);
+    }
 
     private static bool TryReadRange(JsonElement payload, int maxLimit, out long offset, out int limit, out string error)
     {
@@ -416,8 +450,8 @@ public sealed class TerminalChannel : IChannelHandler
         limit = 0;
         error = $"takes {{offset, limit}}: offset a whole number ≥ 0, limit 1-{maxLimit}";
         return payload.ValueKind == JsonValueKind.Object
-            && payload.TryGetProperty("offset"u8, out var o) && o.TryGetInt64(out offset) && offset >= 0
-            && payload.TryGetProperty("limit"u8, out var l) && l.TryGetInt32(out limit) && limit >= 1 && limit <= maxLimit;
+            && payload.TryGetProperty("offset"u8, out var o) && TryInt64(o, out offset) && offset >= 0
+            && payload.TryGetProperty("limit"u8, out var l) && TryInt32(l, out limit) && limit >= 1 && limit <= maxLimit;
     }
 
     private static bool TryReadInput(JsonElement payload, int maxBytes, out byte[] data, out string error)
