@@ -123,14 +123,16 @@ internal static class TerminalCommands
         if (sharing is not null)
         {
             sharing.Start(session);
-            if (!quiet)
-            {
-                Say($"watch live at {sharing.PageUrl(session.Id)}{(sharing.IsLocal ? " (served by this process while the command runs)" : "")}");
-            }
+            // The page works once the hub has the session; the command runs (and records) meanwhile.
+            await sharing.WaitLiveAsync(TimeSpan.FromSeconds(sharing.IsLocal ? 10 : 3));
             if (sharing.IsLocal)
             {
                 await TryAsync(() => LocalSessionRegistry.AddAsync(new LocalSessionEntry(session.Id, session.Meta.Name, session.Meta.Command, Environment.ProcessId, session.Pid,
                     session.Prefix, sharing.PageUrl(session.Id).ToString(), session.Meta.StartedAt, options.AllowInput), ct), Say);
+            }
+            if (!quiet)
+            {
+                Say($"watch live at {sharing.PageUrl(session.Id)}{(sharing.IsLocal ? " (served by this process while the command runs)" : "")}");
             }
         }
 
