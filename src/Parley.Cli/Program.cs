@@ -38,6 +38,7 @@ public static class Program
             AgentCommands.Create(),
             TerminalCommands.Run(),
             TerminalCommands.Term(),
+            AttachCommand.Create(),
         };
         // `serve` handles SIGINT/SIGTERM itself (graceful shutdown); don't let the parser force-exit.
         // No response files: `@team` is a group and `@bob hi` a message, not files to read arguments from.

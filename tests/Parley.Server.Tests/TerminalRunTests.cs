@@ -173,4 +173,119 @@ public sealed partial class TerminalRunTests : AuthenticatedHubTest, IDisposable
         Assert.Contains("bye", await stdout, StringComparison.Ordinal);
         Assert.DoesNotContain(id, await File.ReadAllTextAsync(registry), StringComparison.Ordinal);
     }
+
+    private static byte[] Chunk(long offset, string text)
+    {
+        var data = System.Text.Encoding.UTF8.GetBytes(text);
+        var payload = new byte[8 + data.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(payload, offset);
+        data.CopyTo(payload, 8);
+        return payload;
+    }
+
+    [Fact]
+    public async Task Attach_mirrors_the_tail_then_live_output_until_the_session_ends()
+    {
+        var aliceToken = await TokenAsync("alice");
+        var owner = await ConnectAsync(aliceToken);
+        var hello = new System.Text.Json.Nodes.JsonObject { ["role"] = "owner", ["command"] = new System.Text.Json.Nodes.JsonArray("bash"), ["cols"] = 80, ["rows"] = 24, ["started_at"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+        Assert.True((await owner.JoinAsync("term:mirror", joinParams: hello)).IsOk);
+        Assert.True((await owner.PushBinaryAsync("term:mirror", "record_output", Chunk(0, "early-line\r\n"))).IsOk);
+
+        using var attach = HubProcess.StartCli(CliEnvironment(), "attach", "mirror", "--server", Hub.BaseUrl.ToString(), "--token", await TokenAsync("bob"));
+        var stdout = attach.StandardOutput.ReadToEndAsync();
+        var stderr = attach.StandardError.ReadToEndAsync();
+        // Live output follows once the viewer is in (the lobby counts it).
+        using var http = new HttpClient();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", aliceToken);
+        var clock = Stopwatch.StartNew();
+        while (JsonDocument.Parse(await http.GetStringAsync(new Uri(Hub.BaseUrl, "/api/terminals"))).RootElement.GetProperty("sessions")[0].GetProperty("viewers").GetInt32() == 0)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "parley attach never joined: " + (attach.HasExited ? await stderr : ""));
+            await Task.Delay(100);
+        }
+        Assert.True((await owner.PushBinaryAsync("term:mirror", "record_output", Chunk(12, "live-line\r\n"))).IsOk);
+        Assert.True((await owner.PushAsync("term:mirror", "exit", new { exit_code = 4 })).IsOk);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await attach.WaitForExitAsync(timeout.Token);
+        var text = await stdout;
+        Assert.True(attach.ExitCode == 0, await stderr);
+        Assert.Contains("read-only", text, StringComparison.Ordinal);
+        var early = text.IndexOf("early-line\r\n", StringComparison.Ordinal);
+        var live = text.IndexOf("live-line\r\n", StringComparison.Ordinal);
+        Assert.True(early >= 0 && live > early, text);
+        Assert.Equal(early, text.LastIndexOf("early-line", StringComparison.Ordinal)); // once: no overlap at the seam
+        Assert.Contains("the session ended (exit 4)", text[live..], StringComparison.Ordinal);
+
+        // A session that does not exist: exit 4 with the reason.
+        var (code, _, missing) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(30), CliEnvironment(), "attach", "nope", "--server", Hub.BaseUrl.ToString(), "--token", aliceToken);
+        Assert.Equal(4, code);
+        Assert.Contains("session_not_found", missing, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_owner_grants_input_with_term_grant_and_the_viewer_is_told_at_once()
+    {
+        var aliceToken = await TokenAsync("alice");
+        var owner = await ConnectAsync(aliceToken);
+        var hello = new System.Text.Json.Nodes.JsonObject { ["role"] = "owner", ["command"] = new System.Text.Json.Nodes.JsonArray("bash"), ["cols"] = 80, ["rows"] = 24, ["started_at"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+        Assert.True((await owner.JoinAsync("term:granted", joinParams: hello)).IsOk);
+        var bob = await ConnectAsUserAsync("bob");
+        Assert.False((await bob.JoinAsync("term:granted")).Response.GetProperty("can_input").GetBoolean());
+
+        var (code, stdout, stderr) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(30), CliEnvironment(), "term", "grant", "granted", "bob", "--server", Hub.BaseUrl.ToString(), "--token", aliceToken);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("bob may now type into granted", stdout, StringComparison.Ordinal);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (true)
+        {
+            var message = await bob.Messages.ReadAsync(timeout.Token);
+            if (message.Event == "can_input")
+            {
+                Assert.True(message.Payload.GetProperty("can_input").GetBoolean());
+                break;
+            }
+        }
+        Assert.True((await bob.PushAsync("term:granted", "input", new { data_b64 = "bHMNCg==" })).IsOk);
+
+        // Only the owner (or an admin) grants: bob cannot hand it on.
+        (code, _, stderr) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(30), CliEnvironment(), "term", "grant", "granted", "carol", "--server", Hub.BaseUrl.ToString(), "--token", await TokenAsync("bob2"));
+        Assert.Equal(3, code);
+        Assert.Contains("forbidden", stderr, StringComparison.Ordinal);
+        (code, _, _) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(30), CliEnvironment(), "term", "grant", "granted", "bob", "--revoke", "--server", Hub.BaseUrl.ToString(), "--token", aliceToken);
+        Assert.Equal(0, code);
+        Assert.Equal("forbidden", (await bob.PushAsync("term:granted", "input", new { data_b64 = "eA==" })).Reason);
+    }
+
+    [Fact]
+    public async Task Attach_finds_a_locally_hosted_session_without_a_hub()
+    {
+        using var run = HubProcess.StartCli(CliEnvironment(), "run", "--record", Recordings, "--", "sh", "-c", "echo first-out; sleep 3; echo second-out");
+        var url = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        run.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null && WatchLine().Match(e.Data) is { Success: true } m)
+            {
+                url.TrySetResult(new Uri(m.Groups[1].Value));
+            }
+        };
+        run.BeginErrorReadLine();
+        var runOut = run.StandardOutput.ReadToEndAsync();
+        var id = (await url.Task.WaitAsync(TimeSpan.FromSeconds(30))).AbsolutePath["/terminals/".Length..];
+
+        var (listed, liveOut, _) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(30), CliEnvironment(), "term", "live");
+        Assert.Equal(0, listed);
+        Assert.Contains(id, liveOut, StringComparison.Ordinal);
+        var (code, stdout, stderr) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(60), CliEnvironment(), "attach", id);
+        Assert.True(code == 0, stderr);
+        Assert.True(stdout.IndexOf("first-out", StringComparison.Ordinal) is var first && first >= 0 && stdout.IndexOf("second-out", StringComparison.Ordinal) > first, stdout);
+        Assert.Contains("the session ended (exit 0)", stdout, StringComparison.Ordinal);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await run.WaitForExitAsync(timeout.Token);
+        await runOut;
+
+        (code, _, stderr) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(30), CliEnvironment(), "attach", id);
+        Assert.Equal(4, code);
+        Assert.Contains("no session", stderr, StringComparison.Ordinal);
+    }
 }

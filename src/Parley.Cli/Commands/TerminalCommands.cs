@@ -97,6 +97,14 @@ internal static class TerminalCommands
         term.Subcommands.Add(List());
         term.Subcommands.Add(Export());
         term.Subcommands.Add(Play());
+        term.Subcommands.Add(Live());
+        var id = new Argument<string>("id") { Description = "The session id." };
+        var user = new Argument<string>("user") { Description = "The user to let type into it." };
+        var revoke = new Option<bool>("--revoke") { Description = "Stop the user typing instead." };
+        term.Subcommands.Add(AdminCommands.Verb("grant", "Let a user type into and resize your running session on the hub (or stop them: --revoke); they are told at once.",
+            c => { c.Arguments.Add(id); c.Arguments.Add(user); c.Options.Add(revoke); },
+            p => (HttpMethod.Post, $"/api/terminals/{AdminCommands.Escape(p.GetValue(id)!)}/grants", new { user = p.GetValue(user), input = !p.GetValue(revoke) }),
+            r => $"{r["user"]} {(r["input"]!.GetValue<bool>() ? "may now type into" : "may no longer type into")} {r["id"]}"));
         return term;
     }
 
@@ -280,6 +288,37 @@ internal static class TerminalCommands
         return command;
     }
 
+    private static Command Live()
+    {
+        var command = new Command("live", "List the sessions parley run hosts on this machine itself (no hub configured), with where to watch them.");
+        var json = new Option<bool>("--json") { Description = "One JSON object per session, one per line." };
+        command.Options.Add(json);
+        command.SetAction(async (parse, ct) =>
+        {
+            var live = await LocalSessionRegistry.ListAsync(ct);
+            if (parse.GetValue(json))
+            {
+                foreach (var entry in live)
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(entry));
+                }
+                return ExitCodes.Ok;
+            }
+            if (live.Count == 0)
+            {
+                Console.WriteLine("no live local sessions");
+                return ExitCodes.Ok;
+            }
+            Console.WriteLine($"{"ID",-22} {"NAME",-16} {"STARTED (UTC)",-19} {"PID",7}  URL");
+            foreach (var e in live)
+            {
+                Console.WriteLine($"{e.Id,-22} {Clip(e.Name, 16),-16} {e.StartedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} {e.Pid,7}  {e.Url}");
+            }
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
     private static Command Export()
     {
         var command = new Command("export", "Write a recording to stdout in another format: --asciicast (v2, plays with asciinema).");
@@ -384,7 +423,7 @@ internal static class TerminalCommands
     }
 
     // fd 1 as a plain stream: Console's stream would write terminal setup sequences of its own into the bytes.
-    private static FileStream StandardOutput() => new(new SafeFileHandle(LocalTerminal.StdOut, ownsHandle: false), FileAccess.Write, 1 << 16);
+    internal static FileStream StandardOutput() => new(new SafeFileHandle(LocalTerminal.StdOut, ownsHandle: false), FileAccess.Write, 1 << 16);
 
     private static string Describe(TerminalExit exit) => exit.Signal is { } s ? $"killed by signal {s} (exit {exit.Code})" : $"exit {exit.Code}";
 

@@ -187,11 +187,14 @@ public sealed partial class HubTerminal
         }
         lock (_lock)
         {
-            return AllowInput || (principal.IsAuthenticated && (principal.Name == Owner || _inputGrants.Contains(principal.Name)));
+            return CanInputLocked(principal);
         }
     }
 
-    /// <summary>Lets <paramref name="user"/> type (or stops them).</summary>
+    private bool CanInputLocked(ConnectionPrincipal principal) =>
+        principal.CanWrite && (AllowInput || (principal.IsAuthenticated && (principal.Name == Owner || _inputGrants.Contains(principal.Name))));
+
+    /// <summary>Lets <paramref name="user"/> type (or stops them); their viewers are told <c>can_input {can_input}</c>.</summary>
     public void Grant(string user, bool input)
     {
         lock (_lock)
@@ -203,6 +206,19 @@ public sealed partial class HubTerminal
             else
             {
                 _inputGrants.Remove(user);
+            }
+            foreach (var viewer in _viewers)
+            {
+                var connection = viewer.Subscriber.Connection;
+                if (connection.Principal.IsAuthenticated && connection.Principal.Name == user)
+                {
+                    connection.Send(WireFrames.Text(viewer.Subscriber.JoinRef, null, Topic, "can_input", CanInputLocked(connection.Principal), static (w, can) =>
+                    {
+                        w.WriteStartObject();
+                        w.WriteBoolean("can_input"u8, can);
+                        w.WriteEndObject();
+                    }));
+                }
             }
         }
     }

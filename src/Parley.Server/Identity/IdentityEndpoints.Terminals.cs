@@ -22,6 +22,35 @@ internal static partial class IdentityEndpoints
             anonymous && context.Request.Headers.Authorization.Count == 0
                 ? RunAsync(context, () => Task.FromResult(Terminals(context, terminals)))
                 : HandleAuthenticatedAsync(context, identity, readBody: false, (_, _) => Task.FromResult(Terminals(context, terminals))));
+
+        // Lets a user type into (and resize) a session, or stops them: its owner or a hub admin, while it runs.
+        app.MapPost("/api/terminals/{id}/grants", context => HandleAuthenticatedAsync(context, identity, readBody: true, (caller, body) =>
+        {
+            var id = (string)context.Request.RouteValues["id"]!;
+            var terminal = terminals.Find(id) ?? throw new IdentityException(IdentityErrorKind.NotFound, "session_not_found", $"no terminal session {id} on this hub (see GET /api/terminals)");
+            if (caller.Name != terminal.Owner && !caller.IsAdmin)
+            {
+                throw new IdentityException(IdentityErrorKind.Forbidden, "forbidden", $"only {terminal.Owner}, who runs session {id}, or a hub admin grants input");
+            }
+            if (terminal.HasEnded)
+            {
+                throw new IdentityException(IdentityErrorKind.Conflict, "session_ended", $"session {id} has ended");
+            }
+            if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("user", out var user) || user.ValueKind != JsonValueKind.String || !Names.IsValid(user.GetString()!)
+                || (body.TryGetProperty("input", out var input) && input.ValueKind is not (JsonValueKind.True or JsonValueKind.False)))
+            {
+                throw new IdentityException(IdentityErrorKind.BadRequest, "invalid_payload", "send {user: NAME, input: true|false}");
+            }
+            var allowed = !body.TryGetProperty("input", out var flag) || flag.ValueKind == JsonValueKind.True;
+            var name = user.GetString()!; // the body's document is gone by the time the response is written
+            terminal.Grant(name, allowed);
+            return Task.FromResult<(int, Action<Utf8JsonWriter>)>((StatusCodes.Status200OK, w =>
+            {
+                w.WriteString("id", id);
+                w.WriteString("user", name);
+                w.WriteBoolean("input", allowed);
+            }));
+        }));
     }
 
     private static (int Status, Action<Utf8JsonWriter> Write) Terminals(HttpContext context, TerminalRegistry terminals)
