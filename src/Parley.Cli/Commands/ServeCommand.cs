@@ -106,6 +106,7 @@ internal static class ServeCommand
         configuration.GetSection("state").Bind(options.State);
         configuration.GetSection("streams").Bind(options.Streams);
         configuration.GetSection("fleet").Bind(options.Fleet);
+        configuration.GetSection("terminals").Bind(options.Terminals);
         return options;
     }
 
