@@ -188,4 +188,48 @@ public class BinaryCodecTests
         Assert.Null(message);
         Assert.Contains(reasonPart, error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void EncodeClientPush_is_what_TryParsePush_reads_payload_bytes_untouched()
+    {
+        byte[] payload = [0, 0, 0, 0, 0, 0, 0, 9, 0xFF, 0xFE, 0x1B, (byte)'['];
+        var frame = PhoenixBinaryCodec.EncodeClientPush("3", "12", "term:a", "record_output", payload);
+
+        Assert.Equal(Bytes(0, 1, 2, 6, 13, "3", "12", "term:a", "record_output", payload), frame);
+        Assert.True(PhoenixBinaryCodec.TryParsePush(frame, out var message, out var error), error);
+        Assert.Equal(("3", "12", "term:a", "record_output"), (message!.JoinRef, message.Ref, message.Topic, message.Event));
+        Assert.True(message.IsBinary);
+        Assert.Equal(payload, message.BinaryPayload.ToArray());
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void TryParseServerFrame_reads_every_server_kind(int kind)
+    {
+        byte[] payload = [1, 0xC3, 0x28, 255];
+        var frame = kind switch
+        {
+            0 => PhoenixBinaryCodec.EncodePush("4", "term:b", "input", payload),
+            1 => PhoenixBinaryCodec.EncodeReply("4", "9", "term:b", "ok", payload),
+            _ => PhoenixBinaryCodec.EncodeBroadcast("term:b", "output", payload),
+        };
+
+        Assert.True(PhoenixBinaryCodec.TryParseServerFrame(frame, out var parsedKind, out var joinRef, out var @ref, out var topic, out var eventOrStatus, out var start));
+        Assert.Equal((byte)kind, parsedKind);
+        Assert.Equal("term:b", topic);
+        Assert.Equal(kind switch { 0 => "input", 1 => "ok", _ => "output" }, eventOrStatus);
+        Assert.Equal(kind == 2 ? null : "4", string.IsNullOrEmpty(joinRef) ? null : joinRef);
+        Assert.Equal(kind == 1 ? "9" : null, @ref);
+        Assert.Equal(payload, frame[start..]);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { })]
+    [InlineData(new byte[] { 7, 0, 0 })]
+    [InlineData(new byte[] { 2, 5, 1, (byte)'t' })]
+    [InlineData(new byte[] { 2, 1, 1, 0xFF, (byte)'e' })]
+    public void TryParseServerFrame_refuses_unknown_kinds_short_headers_and_invalid_utf8(byte[] frame) =>
+        Assert.False(PhoenixBinaryCodec.TryParseServerFrame(frame, out _, out _, out _, out _, out _, out _));
 }
