@@ -8,8 +8,8 @@ internal static partial class HubLog
     [LoggerMessage(100, LogLevel.Error, "Join of {Topic} crashed on connection {ConnectionId}")]
     public static partial void JoinCrashed(ILogger logger, string topic, string connectionId, Exception exception);
 
-    [LoggerMessage(101, LogLevel.Error, "Handling {Event} on {Topic} failed on connection {ConnectionId}")]
-    public static partial void HandlerFailed(ILogger logger, string topic, string @event, string connectionId, Exception exception);
+    [LoggerMessage(101, LogLevel.Error, "Handling {PhoenixEvent} on {Topic} failed on connection {ConnectionId}")]
+    public static partial void HandlerFailed(ILogger logger, string topic, string phoenixEvent, string connectionId, Exception exception);
 
     [LoggerMessage(102, LogLevel.Warning, "Connection {ConnectionId} closed: rate limit exceeded repeatedly")]
     public static partial void RateLimitClose(ILogger logger, string connectionId);

@@ -176,8 +176,13 @@ public sealed partial class CliIdentityTests : IAsyncLifetime
                 {
                     hub.Kill();
                     await hub.DisposeAsync();
-                    hub = await HubProcess.StartAsync(dataDir, port);
+                    // The writer must see its socket die first; else it still looks ready and its next push is lost.
                     using var ready = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    while (writer.IsReady)
+                    {
+                        await Task.Delay(20, ready.Token);
+                    }
+                    hub = await HubProcess.StartAsync(dataDir, port);
                     while (!writer.IsReady)
                     {
                         await Task.Delay(50, ready.Token);

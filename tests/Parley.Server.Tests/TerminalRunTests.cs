@@ -288,4 +288,27 @@ public sealed partial class TerminalRunTests : AuthenticatedHubTest, IDisposable
         Assert.Equal(4, code);
         Assert.Contains("no session", stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_hub_killed_and_restarted_mid_session_ends_up_with_the_whole_session()
+    {
+        var port = HubProcess.FreePort();
+        var data = Path.Combine(_home, "hub");
+        var hub = await HubProcess.StartAsync(data, port);
+        var server = $"http://127.0.0.1:{port}";
+        var run = HubProcess.RunCliAsync(TimeSpan.FromSeconds(90), CliEnvironment(), "run", "--server", server, "--record", Recordings, "--",
+            "sh", "-c", "i=0; while [ $i -lt 80 ]; do i=$((i+1)); echo \"line $i $(head -c 300 /dev/zero | tr '\\0' z)\"; sleep 0.05; done");
+        await Task.Delay(1500);
+        hub.Kill(); // SIGKILL: no goodbye to anyone
+        await Task.Delay(1000);
+        await using var restarted = await HubProcess.StartAsync(data, port);
+        var (code, _, stderr) = await run;
+        Assert.True(code == 0, stderr);
+        Assert.DoesNotContain("did not receive", stderr, StringComparison.Ordinal);
+        var id = RecordedId(stderr);
+        var local = await File.ReadAllBytesAsync(Path.Combine(Recordings, id + ".output"));
+        Assert.Contains("line 80 ", System.Text.Encoding.UTF8.GetString(local), StringComparison.Ordinal);
+        Assert.Equal(local, await File.ReadAllBytesAsync(Path.Combine(data, "terminals", id + ".output")));
+        await hub.DisposeAsync();
+    }
 }

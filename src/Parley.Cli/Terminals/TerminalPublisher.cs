@@ -20,6 +20,9 @@ internal sealed class TerminalPublisher : ITerminalObserver, IAsyncDisposable
     // A binary push must fit the hub's 64 KiB frame limit with its header and offset.
     private const int ChunkBytes = 60 * 1024;
 
+    // Chunks in flight at once: enough to keep the hub busy between replies, few enough to stay far below its outbound limits.
+    private const int Window = 8;
+
     private readonly ParleyClient _client;
     private readonly TerminalSession _session;
     private readonly RecordingReader _recording;
@@ -124,17 +127,9 @@ internal sealed class TerminalPublisher : ITerminalObserver, IAsyncDisposable
                         _resumeAt = null;
                     }
                 }
-                var sentSomething = false;
-                while (output < _session.OutputLength)
-                {
-                    output = await SendAsync("record_output", output, _recording.ReadOutput(output, ChunkBytes));
-                    sentSomething = true;
-                }
-                while (input < _session.InputLength)
-                {
-                    input = await SendAsync("record_input", input, _recording.ReadInput(input, ChunkBytes));
-                    sentSomething = true;
-                }
+                var sentSomething = output < _session.OutputLength || input < _session.InputLength;
+                output = await SendStreamAsync("record_output", output, () => _session.OutputLength, _recording.ReadOutput);
+                input = await SendStreamAsync("record_input", input, () => _session.InputLength, _recording.ReadInput);
                 (int Cols, int Rows)? resize;
                 TerminalExit? exit;
                 lock (_lock)
@@ -170,19 +165,60 @@ internal sealed class TerminalPublisher : ITerminalObserver, IAsyncDisposable
         }
     }
 
-    // The payload is the chunk's offset (8 bytes, big-endian) and the bytes; the hub answers with how much of the
-    // stream it now holds, which is where the next chunk starts (a chunk it already had is not appended twice).
-    private async Task<long> SendAsync(string @event, long offset, byte[] chunk)
+    // Sends the stream from `from` to its current end with up to Window chunks in flight (one round trip per chunk
+    // would cap a session at a chunk per round trip). Each payload is the chunk's offset (8 bytes, big-endian) and
+    // the bytes; the hub appends only what it lacks and answers with how much of the stream it now holds — the last
+    // answer is where to go on, so a chunk it ignored (after a gap) is simply sent again.
+    private async Task<long> SendStreamAsync(string @event, long from, Func<long> length, Func<long, int, byte[]> read)
     {
-        var payload = new byte[8 + chunk.Length];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(payload, offset);
-        chunk.CopyTo(payload, 8);
-        var reply = await _client.PushBinaryAsync(_topic, @event, payload, _stop.Token);
-        if (!reply.IsOk)
+        var inFlight = new Queue<(Task<PushReply> Reply, long End)>();
+        var next = from;
+        var held = from;
+        var skipped = false;
+        try
         {
-            throw new ParleyClientException($"{reply.Reason ?? "error"} {Detail(reply.Response)}".TrimEnd());
+            while (true)
+            {
+                while (!skipped && inFlight.Count < Window && next < length())
+                {
+                    var chunk = read(next, ChunkBytes);
+                    if (chunk.Length == 0)
+                    {
+                        break;
+                    }
+                    var payload = new byte[8 + chunk.Length];
+                    System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(payload, next);
+                    chunk.CopyTo(payload, 8);
+                    next += chunk.Length;
+                    inFlight.Enqueue((_client.PushBinaryAsync(_topic, @event, payload, _stop.Token), next));
+                }
+                if (inFlight.Count == 0)
+                {
+                    return held;
+                }
+                var (pending, end) = inFlight.Dequeue();
+                var reply = await pending;
+                if (!reply.IsOk)
+                {
+                    throw new ParleyClientException($"{reply.Reason ?? "error"} {Detail(reply.Response)}".TrimEnd());
+                }
+                held = reply.Response.GetProperty("size").GetInt64();
+                skipped |= held < end;
+                if (skipped && inFlight.Count == 0)
+                {
+                    // The hub skipped a chunk (it would have left a gap): resend from what it holds.
+                    (next, skipped) = (held, false);
+                }
+            }
         }
-        return reply.Response.GetProperty("size").GetInt64();
+        finally
+        {
+            // Replies still pending belong to chunks the next round resends if needed; observe them so none goes unobserved.
+            foreach (var (pending, _) in inFlight)
+            {
+                _ = pending.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            }
+        }
     }
 
     private static async Task CheckAsync(Task<PushReply> push)
