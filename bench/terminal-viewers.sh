@@ -12,12 +12,13 @@ dll="$root/src/Parley.Cli/bin/Release/net10.0/parley.dll"
 [ -f "$dll" ] || { echo "build first: dotnet build Parley.slnx -c Release" >&2; exit 2; }
 work="$(mktemp -d)"
 port=$(( 20000 + RANDOM % 20000 ))
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { [ -n "${hub:-}" ] && kill "$hub" 2>/dev/null; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 export XDG_STATE_HOME="$work/state" XDG_CONFIG_HOME="$work/config" PARLEY_SERVER= PARLEY_TOKEN=
 parley() { dotnet "$dll" "$@"; }
 
-parley serve --listen "127.0.0.1:$port" --data "$work/hub" --insecure-no-auth --log-level warning >"$work/hub.log" 2>&1 &
+dotnet "$dll" serve --listen "127.0.0.1:$port" --data "$work/hub" --insecure-no-auth --log-level warning >"$work/hub.log" 2>&1 &
+hub=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
 url="http://127.0.0.1:$port"
 
