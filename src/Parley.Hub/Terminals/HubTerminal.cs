@@ -274,12 +274,12 @@ public sealed partial class HubTerminal
     {
         lock (_lock)
         {
-            var writer = _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
-            if (offset > _outputLength || offset + data.Length <= _outputLength)
+            var writer = OpenWriter();
+            data = NewPart(_outputLength, offset, data);
+            if (data.IsEmpty)
             {
                 return _outputLength;
             }
-            data = data[(int)(_outputLength - offset)..];
             writer.AppendOutput(data, NowUs());
             _outputLength += data.Length;
             _bytesIn += data.Length;
@@ -308,17 +308,24 @@ public sealed partial class HubTerminal
         }
     }
 
+    private RecordingWriter OpenWriter() => _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+
+    // The part of a chunk at `offset` that extends a stream now `length` long: empty when the hub holds all of it
+    // already, or when it would leave a gap.
+    private static ReadOnlySpan<byte> NewPart(long length, long offset, ReadOnlySpan<byte> data) =>
+        offset > length || offset + data.Length <= length ? default : data[(int)(length - offset)..];
+
     /// <summary>Appends the owner's recorded input chunk at <paramref name="offset"/> (as <see cref="RecordOutput"/>; nothing is sent to viewers).</summary>
     internal long RecordInput(long offset, ReadOnlySpan<byte> data)
     {
         lock (_lock)
         {
-            var writer = _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
-            if (offset > _inputLength || offset + data.Length <= _inputLength)
+            var writer = OpenWriter();
+            data = NewPart(_inputLength, offset, data);
+            if (data.IsEmpty)
             {
                 return _inputLength;
             }
-            data = data[(int)(_inputLength - offset)..];
             writer.AppendInput(data, NowUs());
             _inputLength += data.Length;
             _bytesIn += data.Length;
@@ -332,7 +339,7 @@ public sealed partial class HubTerminal
     {
         lock (_lock)
         {
-            var writer = _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+            var writer = OpenWriter();
             writer.AddResize(NowUs(), cols, rows);
             (Cols, Rows) = (cols, rows);
             Dirty = true;
