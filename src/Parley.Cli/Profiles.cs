@@ -44,10 +44,28 @@ internal static class Profiles
         return (root["current"]?.GetValue<string>(), all);
     }
 
+    private static Profile? _selected;
+
+    /// <summary>The profile this invocation uses: the one <c>--profile</c> selected, else the current one.</summary>
     public static Profile? Current()
     {
+        if (Volatile.Read(ref _selected) is { } selected)
+        {
+            return selected;
+        }
         var (current, all) = Load();
         return all.Find(p => p.Name == current);
+    }
+
+    /// <summary>
+    /// Makes <paramref name="name"/> this process's profile (<c>--profile</c>), so that everything that reads the
+    /// current profile — the server, the user, the device key's path — reads this one. Throws when there is none.
+    /// </summary>
+    public static Profile Select(string name)
+    {
+        var profile = Load().All.Find(p => p.Name == name) ?? throw new Commands.IdentityCommands.UsageException($"no profile '{name}' (parley profile list)");
+        Volatile.Write(ref _selected, profile);
+        return profile;
     }
 
     public static void Save(string? current, IEnumerable<Profile> all)

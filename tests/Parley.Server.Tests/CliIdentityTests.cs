@@ -325,6 +325,17 @@ public sealed partial class CliIdentityTests : IAsyncLifetime
         Assert.Equal(moved, list["profiles"]![0]!["key_file"]!.GetValue<string>());
         Assert.True(list["profiles"]![0]!["current"]!.GetValue<bool>());
         Assert.Equal(4, (await Cli("profile", "use", "nope")).ExitCode);
+
+        // --profile takes that profile's device key too, not the current profile's.
+        Assert.Equal(0, (await Cli("profile", "add", "work", "--server", Server, "--name", "alice", "--key-file", moved)).ExitCode);
+        Assert.Equal(0, (await Cli("profile", "add", "home", "--server", Server, "--name", "alice")).ExitCode);
+        Assert.Equal(0, (await Cli("profile", "use", "home")).ExitCode);
+        Assert.Equal(0, (await Cli("logout")).ExitCode);
+        Assert.Equal(3, (await Cli("whoami", "--json")).ExitCode); // home's key is not where it says
+        var (workCode, workOut, workErr) = await Cli("whoami", "--json", "--profile", "work");
+        Assert.True(workCode == 0, workErr);
+        Assert.Equal("alice", JsonNode.Parse(workOut)!["name"]!.GetValue<string>());
+        Assert.Equal(0, (await Cli("profile", "remove", "work")).ExitCode);
         Assert.Equal(0, (await Cli("profile", "remove", "home")).ExitCode);
         Assert.Empty(JsonNode.Parse((await Cli("profile", "list", "--json")).Stdout)!["profiles"]!.AsArray());
     }

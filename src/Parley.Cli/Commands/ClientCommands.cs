@@ -44,9 +44,7 @@ internal static class ClientCommands
     internal static (Uri Server, Func<CredentialRequest, CancellationToken, ValueTask<string?>>? Credentials, string? Token, string? Name) Resolve(ParseResult parse, Common common)
     {
         // Flags, then environment variables, then the profile (--profile, else the current one).
-        var profile = parse.GetValue(common.Profile) is { } named
-            ? Profiles.Load().All.Find(p => p.Name == named) ?? throw new IdentityCommands.UsageException($"no profile '{named}' (parley profile list)")
-            : Profiles.Current();
+        var profile = parse.GetValue(common.Profile) is { } named ? Profiles.Select(named) : Profiles.Current();
         var server = IdentityCommands.ServerUrl(parse.GetValue(common.Server), profile?.Server);
         var token = parse.GetValue(common.Token) ?? (parse.GetValue(common.KeyFile) is { } keyFile ? ReadKeyFile(keyFile) : null) ?? Environment.GetEnvironmentVariable("PARLEY_TOKEN");
         var name = parse.GetValue(common.Name) ?? Environment.GetEnvironmentVariable("PARLEY_USER") ?? (token is null ? profile?.User : null);

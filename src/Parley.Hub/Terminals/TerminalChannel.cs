@@ -122,7 +122,7 @@ public sealed class TerminalChannel : IChannelHandler
         var subscriber = Subscribe(connection, message);
         var canInput = terminal.CanInput(connection.Principal);
         _members[subscriber] = new Member(terminal, IsOwner: false);
-        terminal.AddViewer(subscriber, _registry.Options.ViewerQueueBytes, (t, _) => connection.ReplyOk(message, (t, canInput), static (w, s) =>
+        terminal.AddViewer(subscriber, _registry.Options.EffectiveViewerQueueBytes(_hub.Options), (t, _) => connection.ReplyOk(message, (t, canInput), static (w, s) =>
         {
             w.WriteStartObject();
             s.t.WriteMetaFields(w);
@@ -256,7 +256,7 @@ public sealed class TerminalChannel : IChannelHandler
                 connection.ReplyOk(message, terminal, static (w, t) => t.WriteStats(w));
                 return;
             case "fetch_output" or "fetch_input":
-                if (!TryReadRange(message.Payload, _registry.Options.MaxFetchBytes, out var offset, out var limit, out var error))
+                if (!TryReadRange(message.Payload, _registry.Options.EffectiveMaxFetchBytes(_hub.Options), out var offset, out var limit, out var error))
                 {
                     connection.ReplyError(message, ErrorReasons.InvalidPayload, error);
                     return;

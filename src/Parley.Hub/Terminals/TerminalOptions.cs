@@ -3,11 +3,20 @@ namespace Parley.Hub.Terminals;
 /// <summary>Terminal sessions on the hub (docs/protocol.md §17). Bound from the <c>terminals</c> configuration section.</summary>
 public sealed class TerminalOptions
 {
-    /// <summary>Bytes a viewer's socket may have queued before its output frames are dropped and it is sent <c>resync</c>. Default 2 MiB.</summary>
-    public int ViewerQueueBytes { get; set; } = 2 * 1024 * 1024;
+    /// <summary>
+    /// Bytes a viewer's socket may have queued before its output frames are dropped and it is sent <c>resync</c>.
+    /// Null (the default): 2 MiB, or half of <c>hub.MaxOutboundQueueBytes</c> when that is less.
+    /// </summary>
+    public int? ViewerQueueBytes { get; set; }
 
-    /// <summary>Most bytes one <c>fetch_output</c> or <c>fetch_input</c> returns. Default 1 MiB.</summary>
-    public int MaxFetchBytes { get; set; } = 1024 * 1024;
+    /// <summary>Most bytes one <c>fetch_output</c> or <c>fetch_input</c> returns. Null (the default): 1 MiB, or half of <c>hub.MaxOutboundQueueBytes</c> when that is less.</summary>
+    public int? MaxFetchBytes { get; set; }
+
+    /// <summary>What <see cref="ViewerQueueBytes"/> comes to on a hub with <paramref name="hub"/>'s limits.</summary>
+    public int EffectiveViewerQueueBytes(HubOptions hub) => ViewerQueueBytes ?? (int)Math.Min(2L * 1024 * 1024, hub.MaxOutboundQueueBytes / 2);
+
+    /// <summary>What <see cref="MaxFetchBytes"/> comes to on a hub with <paramref name="hub"/>'s limits.</summary>
+    public int EffectiveMaxFetchBytes(HubOptions hub) => MaxFetchBytes ?? (int)Math.Min(1024 * 1024, hub.MaxOutboundQueueBytes / 2);
 
     /// <summary>Most decoded bytes in one viewer <c>input</c>. Default 64 KiB.</summary>
     public int MaxInputBytes { get; set; } = 64 * 1024;
@@ -25,11 +34,11 @@ public sealed class TerminalOptions
     public void Validate(HubOptions hub)
     {
         ArgumentNullException.ThrowIfNull(hub);
-        if (ViewerQueueBytes < 64 * 1024 || ViewerQueueBytes > hub.MaxOutboundQueueBytes / 2)
+        if (EffectiveViewerQueueBytes(hub) is var queue && (queue < 64 * 1024 || queue > hub.MaxOutboundQueueBytes / 2))
         {
             throw new ArgumentException($"terminals.ViewerQueueBytes must be between 65536 and half of hub.MaxOutboundQueueBytes ({hub.MaxOutboundQueueBytes / 2})");
         }
-        if (MaxFetchBytes is < 1024 or > 16 * 1024 * 1024 || MaxFetchBytes > hub.MaxOutboundQueueBytes / 2)
+        if (EffectiveMaxFetchBytes(hub) is var fetch && (fetch is < 1024 or > 16 * 1024 * 1024 || fetch > hub.MaxOutboundQueueBytes / 2))
         {
             throw new ArgumentException("terminals.MaxFetchBytes must be between 1024 and 16 MiB, and at most half of hub.MaxOutboundQueueBytes");
         }
