@@ -12,11 +12,15 @@ internal sealed class SerializedConnection(SqliteConnection connection) : IAsync
     private readonly SemaphoreSlim _gate = new(1, 1);
     private bool _disposed;
 
+    // How long a write waits for another process's lock before it fails. Microsoft.Data.Sqlite retries a busy
+    // statement for the command timeout (30 s unless told) on top of SQLite's busy_timeout: the two are kept equal.
+    private const int BusyTimeoutSeconds = 5;
+
     /// <summary>Opens <paramref name="path"/> (creating it, mode 0600 when new) in WAL mode with the given durability.</summary>
     public static SqliteConnection Open(string path, bool synchronousFull)
     {
         var fresh = !File.Exists(path);
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, Mode = SqliteOpenMode.ReadWriteCreate }.ToString());
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, Mode = SqliteOpenMode.ReadWriteCreate, DefaultTimeout = BusyTimeoutSeconds }.ToString());
         try
         {
             connection.Open();
@@ -24,7 +28,7 @@ internal sealed class SerializedConnection(SqliteConnection connection) : IAsync
             {
                 File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
-            SqlCommands.Execute(connection, $"PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = {(synchronousFull ? "FULL; PRAGMA fullfsync = ON" : "NORMAL")}; PRAGMA foreign_keys = ON;");
+            SqlCommands.Execute(connection, $"PRAGMA busy_timeout = {BusyTimeoutSeconds * 1000}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {(synchronousFull ? "FULL; PRAGMA fullfsync = ON" : "NORMAL")}; PRAGMA foreign_keys = ON;");
             return connection;
         }
         catch

@@ -534,4 +534,52 @@ public sealed class MessageStreamTests : AuthenticatedHubTest
         Assert.Equal("queued", (await NextAsync()).Payload.GetProperty("event").GetString());
         Assert.All(frames, f => Assert.DoesNotContain(SecretBody, f.Payload.GetRawText(), StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_hand_over_the_store_cannot_record_is_a_failed_event_and_the_message_stays_queued_for_the_next_join()
+    {
+        var aliceToken = await TokenAsync("alice");
+        var alice = await ConnectAsync(aliceToken);
+        var bobToken = await TokenAsync("bob");
+        var id = await DmAsync(alice, new { to = "bob", body = SecretBody, correlation_id = "fault-1" });
+        await using var watcher = await StreamAsync(aliceToken, "correlation_id=fault-1");
+        await ReadJsonAsync(watcher); // snapshot
+        using var stopPinging = new CancellationTokenSource();
+        var pinger = Task.Run(async () =>
+        {
+            while (!stopPinging.IsCancellationRequested)
+            {
+                await watcher.SendTextAsync("""{"type":"ping"}""");
+                await Task.Delay(500);
+            }
+        });
+
+        // Another process holds the inbox database's write lock: reads go on (WAL), the hand-over's write times out.
+        await using (var locker = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(Hub.DataDir, "inbox.db")}"))
+        {
+            await locker.OpenAsync();
+            await using (var begin = locker.CreateCommand())
+            {
+                begin.CommandText = "BEGIN EXCLUSIVE;";
+                await begin.ExecuteNonQueryAsync();
+            }
+            var bob = await ConnectAsync(bobToken);
+            Assert.True((await bob.JoinAsync("user:bob")).IsOk);
+            var failed = await ReadEventAsync(watcher, "failed", timeout: TimeSpan.FromSeconds(20));
+            Assert.Equal((id, "bob"), (failed["message_id"]!.GetValue<string>(), failed["to"]!.GetValue<string>()));
+            Assert.DoesNotContain(SecretBody, failed.ToJsonString(), StringComparison.Ordinal);
+            await DropAsync(bob);
+            await using var rollback = locker.CreateCommand();
+            rollback.CommandText = "ROLLBACK;";
+            await rollback.ExecuteNonQueryAsync();
+        }
+
+        // The store works again: the next join hands it over, and it is delivered exactly then.
+        var again = await ConnectAsync(bobToken);
+        Assert.True((await again.JoinAsync("user:bob")).IsOk);
+        var delivered = await ReadEventAsync(watcher, "delivered", timeout: TimeSpan.FromSeconds(10));
+        Assert.Equal(id, delivered["message_id"]!.GetValue<string>());
+        await stopPinging.CancelAsync();
+        await pinger;
+    }
 }
