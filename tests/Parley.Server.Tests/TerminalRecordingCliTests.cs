@@ -209,6 +209,26 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
         Assert.True(play.ExitCode == 0, $"exit {play.ExitCode}: {play.Stderr}");
         Assert.Equal(output, play.Stdout);
 
+        // Redirected to a file the shell keeps writing to, the bytes stay where they were written.
+        var file = Path.Combine(_home, "s.cast");
+        var shell = new ProcessStartInfo("sh") { UseShellExecute = false, RedirectStandardError = true };
+        foreach (var arg in new[] { "-c", "{ echo HEAD; dotnet \"$0\" term export --asciicast \"$1\" --dir \"$2\"; dotnet \"$0\" term play \"$1\" --dir \"$2\" --speed 1000; echo TAIL; } > \"$3\"", HubProcess.CliDll, run.Id, Recordings, file })
+        {
+            shell.ArgumentList.Add(arg);
+        }
+        foreach (var (key, value) in Environment())
+        {
+            shell.Environment[key] = value;
+        }
+        using (var sh = Process.Start(shell)!)
+        {
+            var shellErrors = sh.StandardError.ReadToEndAsync();
+            await sh.WaitForExitAsync().WaitAsync(Timeout);
+            Assert.True(sh.ExitCode == 0, $"exit {sh.ExitCode}: {await shellErrors}");
+        }
+        var written = await File.ReadAllBytesAsync(file);
+        Assert.Equal([.. Encoding.ASCII.GetBytes("HEAD\n"), .. export.Stdout, .. output, .. Encoding.ASCII.GetBytes("TAIL\n")], written);
+
         // A path prefix works as well as an id.
         var byPath = await CliAsync(null, "term", "play", Path.Combine(Recordings, run.Id) + ".meta.json", "--max-idle", "0");
         Assert.Equal(output, byPath.Stdout);
