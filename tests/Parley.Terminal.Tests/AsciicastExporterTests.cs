@@ -82,6 +82,9 @@ public sealed class AsciicastExporterTests : IDisposable
         // Every line is one line: control characters are escaped, never raw.
         Assert.DoesNotContain(raw, b => b < 0x20 && b != (byte)'\n');
         Assert.Equal(1 + events.Count, raw.Count(b => b == (byte)'\n'));
+        // U+2028 and U+2029 are escaped too: a line of the cast stays one line even for JavaScript's idea of lines.
+        Assert.True(raw.AsSpan().IndexOf("\u2028"u8) < 0 && raw.AsSpan().IndexOf("\u2029"u8) < 0, "a raw line or paragraph separator");
+        Assert.Contains("\\u2028", Encoding.UTF8.GetString(raw), StringComparison.Ordinal);
     }
 
     [Fact]
