@@ -137,6 +137,52 @@ public sealed class RecordingCaptureTests
     }
 
     [Fact]
+    public async Task Input_from_several_threads_reaches_the_program_in_the_order_it_was_recorded()
+    {
+        const int threads = 4, writes = 250;
+        var chunk = (int t, int i) => Encoding.ASCII.GetBytes($"<{t}:{i:D3}>");
+        var total = Enumerable.Range(0, threads).Sum(t => Enumerable.Range(0, writes).Sum(i => chunk(t, i).Length));
+        var directory = Directory.CreateTempSubdirectory("parley-input-").FullName;
+        try
+        {
+            var received = Path.Combine(directory, "received");
+            using var run = RecordedRun.Start("sh", "-c", $"stty raw -echo && printf ready && head -c {total} > \"$1\"", "sh", received);
+            run.WaitForOutput("ready");
+            var refused = 0;
+            var writers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+            {
+                for (var i = 0; i < writes; i++)
+                {
+                    if (!run.Session.WriteInput(chunk(t, i)))
+                    {
+                        Interlocked.Increment(ref refused);
+                    }
+                }
+            })).ToList();
+            writers.ForEach(w => w.Start());
+            Assert.All(writers, w => Assert.True(w.Join(RecordedRun.Timeout)));
+            Assert.Equal(0, refused);
+            Assert.Equal(0, (await run.ExitAsync()).Code);
+
+            var recorded = run.InputFile;
+            Assert.Equal(total, recorded.Length);
+            // What the program read is what was recorded, in the same order...
+            Assert.Equal(recorded, await File.ReadAllBytesAsync(received));
+            // ...and each thread's chunks are whole and in its own order.
+            var text = Encoding.ASCII.GetString(recorded);
+            for (var t = 0; t < threads; t++)
+            {
+                var mine = System.Text.RegularExpressions.Regex.Matches(text, $"<{t}:(\\d{{3}})>").Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+                Assert.Equal(Enumerable.Range(0, writes).ToList(), mine);
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task The_meta_holds_awkward_arguments_as_valid_json_and_the_sizes_start_end_and_exit()
     {
         string[] awkward = ["q\"uo'te", "back\\slash\\", "new\nline\r\n", "ünïcødé ✓ 😀", "\x01\x07\x1b[31m\x7f", "\u2028\u2029", "", "-- --x"];
