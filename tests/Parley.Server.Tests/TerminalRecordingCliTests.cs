@@ -234,10 +234,10 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
         Assert.Equal(output, byPath.Stdout);
 
         var missing = await CliAsync(null, "term", "export", "--asciicast", "20000101-000000-0000", "--dir", Recordings);
-        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Equal(4, missing.ExitCode);
         Assert.Contains("no recording", missing.Stderr, StringComparison.Ordinal);
         var noFormat = await CliAsync(null, "term", "export", run.Id, "--dir", Recordings);
-        Assert.NotEqual(0, noFormat.ExitCode);
+        Assert.Equal(2, noFormat.ExitCode);
         Assert.Contains("--asciicast", noFormat.Stderr, StringComparison.Ordinal);
     }
 }
