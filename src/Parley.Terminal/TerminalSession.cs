@@ -225,9 +225,11 @@ public sealed class TerminalSession : IDisposable
         {
             session._observers = [observer];
         }
-        new Thread(session.ReadLoop) { IsBackground = true, Name = "pty-read " + id }.Start();
+        // The writer thread starts first: a command that ends at once has the read loop join it (CloseTerminal),
+        // and joining a thread not yet started throws.
         session._writerThread = new Thread(session.WriteLoop) { IsBackground = true, Name = "pty-write " + id };
         session._writerThread.Start();
+        new Thread(session.ReadLoop) { IsBackground = true, Name = "pty-read " + id }.Start();
         return session;
     }
 

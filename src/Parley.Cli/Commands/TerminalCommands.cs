@@ -4,7 +4,6 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.Win32.SafeHandles;
 using Parley.Cli.Terminals;
 using Parley.Terminal;
 using Parley.Terminal.Pty;
@@ -422,8 +421,26 @@ internal static class TerminalCommands
         return RecordingReader.Open(prefix);
     }
 
-    // fd 1 as a plain stream: Console's stream would write terminal setup sequences of its own into the bytes.
-    internal static FileStream StandardOutput() => new(new SafeFileHandle(LocalTerminal.StdOut, ownsHandle: false), FileAccess.Write, 1 << 16);
+    // fd 1 as a plain stream: Console's stream would write terminal setup sequences of its own into the bytes. Not a
+    // FileStream: on a regular file it writes with pwrite at offsets of its own and never moves the descriptor's
+    // offset, so whatever the shell writes to the same file next (`{ parley term export …; echo; } > f`) overwrote it.
+    internal static Stream StandardOutput() => new BufferedStream(new DescriptorStream(LocalTerminal.StdOut), 1 << 16);
+
+    /// <summary>Writes to a file descriptor with write(2), at the descriptor's own offset.</summary>
+    private sealed class DescriptorStream(int fd) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Write(ReadOnlySpan<byte> buffer) => LocalTerminal.Write(fd, buffer);
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
 
     private static string Describe(TerminalExit exit) => exit.Signal is { } s ? $"killed by signal {s} (exit {exit.Code})" : $"exit {exit.Code}";
 

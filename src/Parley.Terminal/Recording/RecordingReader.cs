@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 
 namespace Parley.Terminal.Recording;
@@ -112,18 +113,39 @@ public sealed class RecordingReader
         {
             yield break;
         }
-        using var reader = new StreamReader(OpenShared(path));
-        while (reader.ReadLine() is { } line)
+        using var file = OpenShared(path);
+        var buffer = new byte[1 << 16];
+        var line = new List<byte>(48);
+        int n;
+        while ((n = file.Read(buffer)) > 0)
         {
-            var space = line.IndexOf(' ', StringComparison.Ordinal);
-            // A line cut short by a crash (or still being written) ends the index.
-            if (space <= 0 || !long.TryParse(line.AsSpan(0, space), NumberStyles.None, CultureInfo.InvariantCulture, out var offset)
-                || !long.TryParse(line.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var time))
+            for (var i = 0; i < n; i++)
             {
-                yield break;
+                if (buffer[i] != (byte)'\n')
+                {
+                    line.Add(buffer[i]);
+                    continue;
+                }
+                // A line that does not parse ends the index; one without its '\n' (cut short by a crash, or still
+                // being written) is never read, even when what reached the file looks like an entry.
+                if (ParseEntry(CollectionsMarshal.AsSpan(line)) is not { } entry)
+                {
+                    yield break;
+                }
+                yield return entry;
+                line.Clear();
             }
-            yield return new TimeIndexEntry(offset, time);
         }
+    }
+
+    private static TimeIndexEntry? ParseEntry(ReadOnlySpan<byte> line)
+    {
+        var space = line.IndexOf((byte)' ');
+        return space > 0
+            && long.TryParse(line[..space], NumberStyles.None, CultureInfo.InvariantCulture, out var offset)
+            && long.TryParse(line[(space + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var time)
+            ? new TimeIndexEntry(offset, time)
+            : null;
     }
 }
 

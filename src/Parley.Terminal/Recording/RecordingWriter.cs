@@ -186,10 +186,33 @@ public sealed class RecordingWriter : IDisposable
         public static RecordedStream OpenForAppend(string path, IEnumerable<TimeIndexEntry> index)
         {
             var last = index.LastOrDefault();
+            DropUnfinishedLine(path + RecordingFiles.Index);
             var stream = new RecordedStream(CreatePrivate(path, FileMode.Append), CreatePrivate(path + RecordingFiles.Index, FileMode.Append));
             stream._length = stream._data.Length;
             stream._lastEntryUs = last == default ? long.MinValue : last.TimeUs;
             return stream;
+        }
+
+        // A recorder that died mid-line left an index line without its '\n': appending after it would glue the next
+        // entry onto it and readers would stop there. Readers never read that fragment, so it goes.
+        private static void DropUnfinishedLine(string indexPath)
+        {
+            if (!File.Exists(indexPath))
+            {
+                return;
+            }
+            using var file = new FileStream(indexPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+            var end = file.Length;
+            // A line is at most 40 bytes ("<long> <long>\n"): the last 64 hold the last '\n' of any index.
+            var tail = new byte[Math.Min(end, 64)];
+            file.Position = end - tail.Length;
+            file.ReadExactly(tail);
+            var newline = Array.LastIndexOf(tail, (byte)'\n');
+            var keep = newline >= 0 ? end - tail.Length + newline + 1 : tail.Length == end ? 0 : end;
+            if (keep < end)
+            {
+                file.SetLength(keep);
+            }
         }
 
         public long Append(ReadOnlySpan<byte> data, long timeUs)
