@@ -25,12 +25,13 @@ term.focus();
 
 const s = {
   id,
+  start: 0, // where this page's backfill started
   offset: 0, // the next output byte to write to xterm
   liveAt: 0, // the stream offset of the next live output frame
   seam: 0, // output_size of the latest join reply
   queue: [], // live frames not written yet: {start, bytes}
   generation: 0, // bumped on every join reply; results of older fetches are dropped
-  pumping: false,
+  pumping: -1, // the generation whose pump is running, or -1
   joinedOnce: false,
   canInput: false,
   ended: false,
@@ -102,10 +103,13 @@ function request(event, payload) {
   });
 }
 
+// One pump per join generation: a fetch still waiting on a dead connection (it times out after
+// PUSH_TIMEOUT_MS) must not hold up the catch-up after a rejoin, so a new generation starts its own pump and
+// the old one drops whatever it gets back.
 async function pump() {
-  if (s.pumping) return;
-  s.pumping = true;
+  if (s.pumping === s.generation) return;
   const generation = s.generation;
+  s.pumping = generation;
   let retry = false;
   try {
     while (generation === s.generation) {
@@ -135,11 +139,10 @@ async function pump() {
   } catch {
     retry = true; // disconnected or timed out: the next join reply, frame or this timer carries on
   } finally {
-    s.pumping = false;
+    if (s.pumping === generation) s.pumping = -1;
   }
-  if (generation !== s.generation) {
-    pump();
-  } else if (retry) {
+  if (generation !== s.generation) return; // the new generation's pump carries on
+  if (retry) {
     setTimeout(pump, 1000);
   } else {
     caughtUp();
@@ -191,6 +194,7 @@ channel.join(PUSH_TIMEOUT_MS)
       setState("reconnected", `Reconnected; catching up from byte ${s.offset.toLocaleString()}…`);
     } else {
       s.offset = Math.max(0, reply.output_size - BACKFILL_BYTES);
+      s.start = s.offset;
       setState("backfilling", `Loading the last ${bytes(reply.output_size - s.offset)}…`);
     }
     s.joinedOnce = true;
