@@ -51,6 +51,11 @@ socket.onClose(() => {
   if (joinedOnce) setState("disconnected", "Disconnected from the hub; reconnecting…");
 });
 const lobby = socket.channel("term:lobby", {});
+function replaceAll(list) {
+  sessions.clear();
+  for (const s of list ?? []) sessions.set(s.id, s);
+  render();
+}
 const upsert = (payload) => {
   const s = payload.session ?? payload;
   sessions.set(s.id, s);
@@ -59,11 +64,11 @@ const upsert = (payload) => {
 lobby.on("session_started", upsert);
 lobby.on("session_updated", upsert);
 lobby.on("session_ended", upsert);
+// The hub sends the whole list again when this page fell behind on deltas (protocol.md §17).
+lobby.on("snapshot", (reply) => replaceAll(reply.sessions));
 lobby.join()
   .receive("ok", (reply) => {
-    sessions.clear();
-    for (const s of reply.sessions ?? []) sessions.set(s.id, s);
-    render();
+    replaceAll(reply.sessions);
     setState("live", joinedOnce ? "Reconnected; the list is current." : "Live: the list follows the hub.");
     joinedOnce = true;
   })
