@@ -42,7 +42,12 @@ const s = {
   live: 0, // bytes taken from live frames
   written: 0, // bytes xterm has parsed
   history: [], // state names, in order (for tests and curiosity)
+  queueHighWater: 0, // most live frames held back while a gap before them was being fetched
+  // FNV-1a (32-bit) of every byte handed to xterm, in order, when window.parleyDigest was true before the
+  // page loaded (the browser tests compare it with the hub's bytes); null otherwise.
+  digest: globalThis.parleyDigest === true ? 0x811c9dc5 : null,
   onWrite: null, // test hook: called with (written, performance.now()) after each xterm write
+  onChunk: null, // test hook: called with each chunk, in stream order, as it is queued for xterm
 };
 
 function setState(state, text) {
@@ -59,6 +64,11 @@ let flushScheduled = false;
 
 function write(chunk) {
   if (chunk.length === 0) return;
+  if (s.digest !== null) {
+    let h = s.digest;
+    for (let i = 0; i < chunk.length; i++) h = Math.imul(h ^ chunk[i], 0x01000193);
+    s.digest = h >>> 0;
+  }
   pending.push(chunk);
   pendingBytes += chunk.length;
   if (!flushScheduled) {
@@ -163,6 +173,7 @@ channel.on("output", (payload) => {
   const chunk = new Uint8Array(payload);
   s.queue.push({ start: s.liveAt, bytes: chunk });
   s.liveAt += chunk.length;
+  if (s.queue.length > s.queueHighWater) s.queueHighWater = s.queue.length;
   pump();
 });
 
