@@ -55,14 +55,38 @@ after(async () => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The environment for a `parley run` child: no inherited PARLEY_*, config and state in a temp dir. */
+function runEnv() {
+  const dir = mkdtempSync(join(tmpdir(), "parley-page-run-"));
+  tempDirs.push(dir);
+  const env = { ...process.env, XDG_CONFIG_HOME: join(dir, "config"), XDG_STATE_HOME: join(dir, "state"), DOTNET_NOLOGO: "1" };
+  for (const k of Object.keys(env)) if (k.startsWith("PARLEY_")) delete env[k];
+  env.PARLEY_SERVER = "";
+  return { dir, env };
+}
+
+/** Starts `parley run ARGS` and resolves with {child, url, exited, stderr()} once it printed the page's URL. */
+async function parleyRun(args) {
+  const { dir, env } = runEnv();
+  const child = spawn("dotnet", [CLI_DLL, "run", ...args.slice(0, args.indexOf("--")), "--record", join(dir, "rec"), ...args.slice(args.indexOf("--"))],
+    { env, stdio: ["pipe", "pipe", "pipe"] });
+  children.add(child);
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (d) => { stderr += d; });
+  child.stdout.resume();
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const url = await waitUntil(() => /watch live at (\S+\/terminals\/\S+)/.exec(stderr)?.[1], { timeoutMs: 30_000, what: `parley run's URL (stderr so far: ${stderr})` });
+  return { child, url, exited, stderr: () => stderr };
+}
+
 const sessionId = (label) => `${label}-${process.pid}-${++sessionCounter}`;
 
 /**
  * A Node owner of term:<id>: keeps every byte it was asked to print and sends the part the hub does not
- * hold yet (after each join reply, so it continues after a hub restart). input events are recorded, and
- * echoed when echo is set.
+ * hold yet (after each join reply, so it continues after a hub restart). input events are recorded.
  */
-async function owner(id, { allowInput = false, name = id, echo = false } = {}) {
+async function owner(id, { allowInput = false, name = id } = {}) {
   const socket = await clients.connected(hub, { reconnectAfterMs: () => 200, rejoinAfterMs: () => 200 });
   const channel = socket.channel(`term:${id}`, () => ({
     role: "owner", name, command: ["node", "owner.mjs", id], cols: 80, rows: 24, pid: process.pid, started_at: Date.now(), allow_input: allowInput,
@@ -90,9 +114,7 @@ async function owner(id, { allowInput = false, name = id, echo = false } = {}) {
     return o.flush();
   };
   channel.on("input", ({ data_b64 }) => {
-    const bytes = Buffer.from(data_b64, "base64");
-    o.inputs.push(bytes.toString());
-    if (echo) o.print(bytes.toString());
+    o.inputs.push(Buffer.from(data_b64, "base64").toString());
   });
   await new Promise((resolve, reject) => {
     channel.join(10_000)
@@ -211,20 +233,7 @@ test("a late-joining page backfills the tail, then follows live output with no g
 });
 
 test("typing into an input-allowed session (parley run --allow-input -- cat) shows its echo; keystroke-to-echo latency", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "parley-page-run-"));
-  tempDirs.push(dir);
-  const env = { ...process.env, XDG_CONFIG_HOME: join(dir, "config"), XDG_STATE_HOME: join(dir, "state"), PARLEY_SERVER: "", DOTNET_NOLOGO: "1" };
-  for (const k of Object.keys(env)) if (k.startsWith("PARLEY_") && k !== "PARLEY_SERVER") delete env[k];
-  const child = spawn("dotnet", [CLI_DLL, "run", "--server", hub.url, "--allow-input", "--name", "cat-echo", "--record", join(dir, "rec"), "--", "cat"],
-    { env, stdio: ["pipe", "pipe", "pipe"] });
-  children.add(child);
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (d) => { stderr += d; });
-  child.stdout.resume();
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  const url = await waitUntil(() => /watch live at (\S+\/terminals\/\S+)/.exec(stderr)?.[1], { timeoutMs: 30_000, what: `parley run's URL (stderr so far: ${stderr})` });
-
+  const { url, exited, stderr } = await parleyRun(["--server", hub.url, "--allow-input", "--name", "cat-echo", "--", "cat"]);
   const page = await newPage();
   await page.goto(url, { timeout: WAIT_MS });
   await page.waitForFunction(() => document.getElementById("mode").textContent === "you can type", null, { timeout: WAIT_MS });
@@ -267,7 +276,7 @@ test("typing into an input-allowed session (parley run --allow-input -- cat) sho
   await page.keyboard.press("Enter");
   await page.keyboard.press("Control+d");
   const result = await Promise.race([exited, sleep(30_000).then(() => null)]);
-  assert.deepEqual(result, { code: 0, signal: null }, `parley run exited (stderr: ${stderr})`);
+  assert.deepEqual(result, { code: 0, signal: null }, `parley run exited (stderr: ${stderr()})`);
   await page.waitForFunction(() => document.getElementById("state").dataset.state === "ended", null, { timeout: WAIT_MS });
   assert.match(await page.textContent("#state"), /exited with status 0/);
   assert.equal(await page.textContent("#mode"), "read-only");
@@ -324,4 +333,17 @@ test("the state line shows the connection dropping and coming back (hub restart)
   for (let i = 1; i <= 50; i++) expected.push(`before ${i}`);
   for (let i = 1; i <= 50; i++) expected.push(`after ${i}`);
   assert.deepEqual(lines, expected);
+});
+
+test("a session parley run hosts itself (no hub configured) is shown at the URL it prints, with no credential", async () => {
+  const { url } = await parleyRun(["--", "sh", "-c", "echo hosted-by-parley-run; exec sleep 60"]);
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/terminals\/[a-z0-9][a-z0-9_-]*$/);
+  const page = await newPage();
+  await page.goto(url, { timeout: WAIT_MS });
+  await page.waitForFunction(() => {
+    const b = window.parleyTerm?.buffer.active;
+    for (let i = 0; b && i < b.length; i++) if (b.getLine(i).translateToString(true) === "hosted-by-parley-run") return true;
+    return false;
+  }, null, { timeout: WAIT_MS });
+  assert.equal(await page.textContent("#mode"), "read-only");
 });

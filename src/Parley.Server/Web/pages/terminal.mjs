@@ -47,7 +47,6 @@ const s = {
   // page loaded (the browser tests compare it with the hub's bytes); null otherwise.
   digest: globalThis.parleyDigest === true ? 0x811c9dc5 : null,
   onWrite: null, // test hook: called with (written, performance.now()) after each xterm write
-  onChunk: null, // test hook: called with each chunk, in stream order, as it is queued for xterm
 };
 
 function setState(state, text) {
