@@ -7,12 +7,13 @@
 import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { CLI_DLL, reportOnFailure, start } from "./hub.mjs";
 import { Clients, push, pushOk, sleep, waitUntil } from "./client.mjs";
+import { ownerApi } from "./identity.mjs";
 
 const CHROMIUM = process.env.PARLEY_CHROMIUM ?? "/usr/bin/chromium";
 const WAIT_MS = 20_000; // every wait on the browser; generous for a loaded machine, still bounded
@@ -86,8 +87,8 @@ const sessionId = (label) => `${label}-${process.pid}-${++sessionCounter}`;
  * A Node owner of term:<id>: keeps every byte it was asked to print and sends the part the hub does not
  * hold yet (after each join reply, so it continues after a hub restart). input events are recorded.
  */
-async function owner(id, { allowInput = false, name = id } = {}) {
-  const socket = await clients.connected(hub, { reconnectAfterMs: () => 200, rejoinAfterMs: () => 200 });
+async function owner(id, { allowInput = false, name = id, on = hub, token = null } = {}) {
+  const socket = await clients.connected(on, { reconnectAfterMs: () => 200, rejoinAfterMs: () => 200, ...(token ? { params: { token } } : {}) });
   const channel = socket.channel(`term:${id}`, () => ({
     role: "owner", name, command: ["node", "owner.mjs", id], cols: 80, rows: 24, pid: process.pid, started_at: Date.now(), allow_input: allowInput,
   }));
@@ -346,4 +347,35 @@ test("a session parley run hosts itself (no hub configured) is shown at the URL 
     return false;
   }, null, { timeout: WAIT_MS });
   assert.equal(await page.textContent("#mode"), "read-only");
+});
+
+test("a grant lets a signed-in viewer type at once (can_input), and a revoke makes the page read-only again", async (t) => {
+  const authHub = await start({ auth: true });
+  t.after(() => authHub.dispose());
+  const ownerKey = readFileSync(join(authHub.dataDir, "initial-owner-key"), "utf8").trim();
+  const bobKey = await ownerApi(authHub, ownerKey).user("bob");
+  const id = sessionId("grant");
+  const o = await owner(id, { on: authHub, token: ownerKey, name: "granted" });
+  await o.print("type here\r\n");
+
+  const page = await newPage();
+  await page.goto(`${authHub.url}/terminals/${id}#token=${encodeURIComponent(bobKey)}`, { timeout: WAIT_MS });
+  await page.waitForFunction(() => window.parleyState?.joinedOnce && document.getElementById("state").dataset.state === "live", null, { timeout: WAIT_MS });
+  assert.equal(await page.textContent("#mode"), "read-only");
+  assert.equal(await page.isHidden("#fit"), true);
+
+  await pushOk(o.channel, "grant", { user: "bob", input: true });
+  await page.waitForFunction(() => document.getElementById("mode").textContent === "you can type", null, { timeout: WAIT_MS });
+  await page.click("#terminal");
+  await page.keyboard.type("ok\n");
+  await waitUntil(() => o.inputs.join("") === "ok\r", { timeoutMs: WAIT_MS, what: `bob's keystrokes at the owner (got ${JSON.stringify(o.inputs)})` });
+
+  // Fit to window asks the owner to resize the session (a granted viewer may).
+  const resized = new Promise((resolve) => o.channel.on("resize_request", resolve));
+  await page.click("#fit");
+  const request = await Promise.race([resized, sleep(WAIT_MS).then(() => null)]);
+  assert.ok(request && request.cols > 0 && request.rows > 0 && request.from === "bob", `resize_request ${JSON.stringify(request)}`);
+
+  await pushOk(o.channel, "grant", { user: "bob", input: false });
+  await page.waitForFunction(() => document.getElementById("mode").textContent === "read-only", null, { timeout: WAIT_MS });
 });
