@@ -189,6 +189,39 @@ test("the page shows the command's output in xterm.js and is read-only when the 
   assert.deepEqual(refused, { status: "error", reason: "forbidden" });
   await sleep(200);
   assert.deepEqual(o.inputs, [], "the owner got no input from a read-only viewer");
+
+  // The panel polls get_stats every 2 s.
+  await page.waitForFunction(() => document.getElementById("stat-viewers").textContent === "1", null, { timeout: WAIT_MS });
+  assert.equal(await page.textContent("#stat-drops"), "0");
+  assert.equal(await page.textContent("#stat-size"), "80×24");
+  assert.deepEqual(page.consoleLines.filter((l) => /error|Content Security Policy/i.test(l)), [], "no errors or CSP violations in the console");
+});
+
+test("the pages and their modules are served with their content types and a same-origin Content-Security-Policy", async () => {
+  const expect = {
+    "/terminals": "text/html; charset=utf-8",
+    "/terminals/some-id": "text/html; charset=utf-8",
+    "/web/terminal.mjs": "text/javascript; charset=utf-8",
+    "/web/vendor/xterm.mjs": "text/javascript; charset=utf-8",
+    "/web/vendor/addon-fit.mjs": "text/javascript; charset=utf-8",
+    "/web/vendor/phoenix.mjs": "text/javascript; charset=utf-8",
+    "/web/vendor/xterm.css": "text/css; charset=utf-8",
+  };
+  for (const [path, type] of Object.entries(expect)) {
+    const response = await fetch(new URL(path, hub.url));
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get("content-type"), type, path);
+    assert.equal(response.headers.get("x-content-type-options"), "nosniff", path);
+    const csp = response.headers.get("content-security-policy");
+    assert.match(csp, /default-src 'none'/, path);
+    assert.match(csp, /script-src 'self'(;|$)/, path);
+    assert.match(csp, /connect-src 'self'(;|$)/, path);
+    const etag = response.headers.get("etag");
+    await response.arrayBuffer();
+    assert.equal((await fetch(new URL(path, hub.url), { headers: { "if-none-match": etag } })).status, 304, path);
+  }
+  assert.equal((await fetch(new URL("/web/no-such-file.mjs", hub.url))).status, 404);
+  assert.equal((await fetch(new URL("/web/vendor/README.md", hub.url))).status, 404, "only the modules and styles are served");
 });
 
 test("a late-joining page backfills the tail, then follows live output with no gap and no overlap", async () => {
