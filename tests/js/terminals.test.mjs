@@ -141,8 +141,9 @@ async function newPage() {
 }
 
 /** Opens /terminals/<id> and waits until the viewer joined. */
-async function openTerminal(id, base = hub.url) {
+async function openTerminal(id, base = hub.url, initScript = null) {
   const page = await newPage();
+  if (initScript) await page.addInitScript(initScript);
   await page.goto(`${base}/terminals/${id}`, { timeout: WAIT_MS });
   await page.waitForFunction(() => window.parleyState?.joinedOnce, null, { timeout: WAIT_MS });
   return page;
@@ -243,7 +244,8 @@ test("a late-joining page backfills the tail, then follows live output with no g
       await sleep(5);
     }
   })();
-  const page = await openTerminal(id);
+  // The page waits 300 ms before each fetch, so live frames surely arrive (and must be held back) mid-backfill.
+  const page = await openTerminal(id, hub.url, () => { window.parleyFetchDelayMs = 300; });
   await page.waitForFunction(() => window.parleyState.live > 0, null, { timeout: WAIT_MS });
   printing = false;
   await printer;
@@ -252,6 +254,8 @@ test("a late-joining page backfills the tail, then follows live output with no g
   await waitWritten(page, o.all.length);
 
   const s = await state(page);
+  console.log(`# late join: seam ${s.seam}, backfilled ${s.backfilled} B, live ${s.live} B, live frames held back during the backfill (high-water) ${s.queueHighWater}`);
+  assert.ok(s.queueHighWater >= 2, `live frames were held back while the tail was fetched (high-water ${s.queueHighWater})`);
   assert.ok(s.backfilled > 0 && s.live > 0, `both paths were used: ${JSON.stringify({ backfilled: s.backfilled, live: s.live })}`);
   assert.equal(s.offset, o.all.length);
   assert.ok(s.seam > 256 * 1024, `joined after the tail start: seam ${s.seam}`);

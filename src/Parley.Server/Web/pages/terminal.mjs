@@ -13,6 +13,8 @@ const FETCH_BYTES = 1024 * 1024; // per fetch_output (the hub's MaxFetchBytes de
 const INPUT_CHUNK_BYTES = 32 * 1024; // well under the hub's 64 KiB MaxInputBytes
 const STATS_INTERVAL_MS = 2000;
 const PUSH_TIMEOUT_MS = 10_000;
+// Set by the browser tests before the page loads, so live frames surely arrive while a range is being fetched.
+const FETCH_DELAY_MS = Number(globalThis.parleyFetchDelayMs) || 0;
 
 const id = decodeURIComponent(location.pathname.slice("/terminals/".length));
 const $ = (name) => document.getElementById(name);
@@ -125,6 +127,7 @@ async function pump() {
       const head = s.queue[0];
       const target = head ? head.start : s.liveAt;
       if (s.offset < target) {
+        if (FETCH_DELAY_MS > 0) await new Promise((r) => setTimeout(r, FETCH_DELAY_MS));
         const got = new Uint8Array(await request("fetch_output", { offset: s.offset, limit: Math.min(FETCH_BYTES, target - s.offset) }));
         if (generation !== s.generation) break;
         if (got.length === 0) {
