@@ -24,6 +24,7 @@ using Parley.Server.Logging;
 using Parley.Server.Observability;
 using Parley.Server.Streams;
 using Parley.Server.Transport;
+using Parley.Server.Web;
 using Parley.Storage.Sqlite;
 
 namespace Parley.Server;
@@ -189,6 +190,7 @@ public sealed class ParleyServerHost : IAsyncDisposable
                 app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Terminals"));
             hub.Router.Add(new TerminalChannel(hub, terminals));
             IdentityEndpoints.MapTerminals(app, identity, terminals, options.InsecureNoAuth);
+            WebPages.Map(app);
             MapStreams(app, messageEvents, fleet);
             MapEndpoints(app, hub);
             IdentityEndpoints.Map(app, identity, hub, options.InsecureNoAuth);
