@@ -311,4 +311,24 @@ public sealed partial class TerminalRunTests : AuthenticatedHubTest, IDisposable
         Assert.Equal(local, await File.ReadAllBytesAsync(Path.Combine(data, "terminals", id + ".output")));
         await hub.DisposeAsync();
     }
+
+    [Fact]
+    public async Task The_local_registry_prunes_entries_whose_run_is_gone()
+    {
+        var state = Path.Combine(_home, "state", "parley");
+        Directory.CreateDirectory(state);
+        // A run that was killed (its pid gone: a child that already exited) and one that is alive (this test process).
+        using var gone = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        await gone.WaitForExitAsync();
+        string Entry(string id, int pid) => $$"""{"id":"{{id}}","name":"sh","command":["sh"],"pid":{{pid}},"child_pid":1,"prefix":"/x","url":"http://127.0.0.1:1/terminals/{{id}}","started_at":"2026-12-03T08:00:00+00:00","allow_input":false}""";
+        await File.WriteAllTextAsync(Path.Combine(state, "live-terminals.json"), $"[{Entry("dead-run", gone.Id)},{Entry("live-run", System.Environment.ProcessId)}]");
+
+        var (code, stdout, stderr) = await HubProcess.RunCliAsync(TimeSpan.FromSeconds(30), CliEnvironment(), "term", "live", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("live-run", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("dead-run", stdout, StringComparison.Ordinal);
+        var kept = await File.ReadAllTextAsync(Path.Combine(state, "live-terminals.json"));
+        Assert.DoesNotContain("dead-run", kept, StringComparison.Ordinal);
+        Assert.Contains("live-run", kept, StringComparison.Ordinal);
+    }
 }
