@@ -240,4 +240,44 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
         Assert.Equal(2, noFormat.ExitCode);
         Assert.Contains("--asciicast", noFormat.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Export_and_play_into_a_pipe_whose_reader_stops_early_end_quietly()
+    {
+        // 3 MB of output: far more than a pipe holds, so both verbs are still writing when the reader goes.
+        var run = await RunAsync("sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a");
+        Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}: {run.Stderr}");
+        foreach (var args in new[] { new[] { "term", "export", "--asciicast", run.Id, "--dir", Recordings }, ["term", "play", run.Id, "--dir", Recordings, "--max-idle", "0"] })
+        {
+            // `parley term … | head -c 10`: read a little, then close the pipe (the CLI's next write gets EPIPE).
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.ArgumentList.Add(HubProcess.CliDll);
+            foreach (var arg in args)
+            {
+                info.ArgumentList.Add(arg);
+            }
+            foreach (var (key, value) in Environment())
+            {
+                info.Environment[key] = value;
+            }
+            using var process = Process.Start(info)!;
+            var stderr = process.StandardError.ReadToEndAsync();
+            var head = new byte[10];
+            await process.StandardOutput.BaseStream.ReadExactlyAsync(head).AsTask().WaitAsync(Timeout);
+            process.StandardOutput.Close();
+            using var cts = new CancellationTokenSource(Timeout);
+            try
+            {
+                await process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"parley {string.Join(' ', args)} kept running after its reader went away");
+            }
+            var errors = await stderr;
+            Assert.True(process.ExitCode == 0, $"parley {string.Join(' ', args)}: exit {process.ExitCode}: {errors}");
+            Assert.DoesNotContain("exception", errors, StringComparison.OrdinalIgnoreCase);
+        }
+    }
 }

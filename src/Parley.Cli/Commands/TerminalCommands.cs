@@ -341,7 +341,14 @@ internal static class TerminalCommands
                 return ExitCodes.NotFound;
             }
             using var stdout = StandardOutput();
-            AsciicastExporter.Write(recording, stdout, parse.GetValue(input));
+            try
+            {
+                AsciicastExporter.Write(recording, stdout, parse.GetValue(input));
+            }
+            catch (ReaderGoneException)
+            {
+                // `| head`: the reader took what it wanted.
+            }
             return ExitCodes.Ok;
         });
         return command;
@@ -393,9 +400,9 @@ internal static class TerminalCommands
                     stdout.Flush();
                 }
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is OperationCanceledException or ReaderGoneException)
             {
-                return ExitCodes.Ok;
+                // Ctrl-C, or `| head` took what it wanted.
             }
             return ExitCodes.Ok;
         });
@@ -426,21 +433,46 @@ internal static class TerminalCommands
     // offset, so whatever the shell writes to the same file next (`{ parley term export …; echo; } > f`) overwrote it.
     internal static Stream StandardOutput() => new BufferedStream(new DescriptorStream(LocalTerminal.StdOut), 1 << 16);
 
-    /// <summary>Writes to a file descriptor with write(2), at the descriptor's own offset.</summary>
+    /// <summary>
+    /// Writes to a file descriptor with write(2), at the descriptor's own offset. When the reader of a pipe has gone
+    /// (EPIPE: <c>parley term play … | head</c>) the write throws <see cref="ReaderGoneException"/> and every later
+    /// write, such as the final flush on dispose, is dropped.
+    /// </summary>
     private sealed class DescriptorStream(int fd) : Stream
     {
+        private const int EPipe = 32;
+        private bool _readerGone;
+
         public override bool CanRead => false;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
         public override long Length => throw new NotSupportedException();
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Write(ReadOnlySpan<byte> buffer) => LocalTerminal.Write(fd, buffer);
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (_readerGone)
+            {
+                return;
+            }
+            try
+            {
+                LocalTerminal.Write(fd, buffer);
+            }
+            catch (IOException e) when (e.HResult == EPipe)
+            {
+                _readerGone = true;
+                throw new ReaderGoneException(e);
+            }
+        }
         public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
         public override void Flush() { }
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
     }
+
+    /// <summary>Standard output is a pipe whose reader has gone: the verb writing to it has nothing left to do.</summary>
+    internal sealed class ReaderGoneException(IOException inner) : IOException("standard output's reader has gone", inner);
 
     private static string Describe(TerminalExit exit) => exit.Signal is { } s ? $"killed by signal {s} (exit {exit.Code})" : $"exit {exit.Code}";
 

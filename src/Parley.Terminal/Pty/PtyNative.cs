@@ -355,10 +355,11 @@ internal static unsafe partial class PtyNative
         return rc;
     }
 
+    // The exception's HResult is the errno, for callers that tell one failure from another (EPIPE: the reader left).
     private static IOException Error(string what, int? errno = null)
     {
         var code = errno ?? Marshal.GetLastPInvokeError();
-        return new IOException($"{what} failed: {Marshal.GetPInvokeErrorMessage(code)} (errno {code})");
+        return new IOException($"{what} failed: {Marshal.GetPInvokeErrorMessage(code)} (errno {code})", code);
     }
 
     [StructLayout(LayoutKind.Sequential)]
