@@ -32,13 +32,13 @@ export function readToken() {
  */
 export function openSocket(token, { onRefused } = {}) {
   const socket = new Socket("/socket", { params: () => (token ? { token } : {}) });
-  let opened = false;
+  // Asked once per outage; again after the next successful open (an access token may expire meanwhile).
   let asked = false;
   socket.onOpen(() => {
-    opened = true;
+    asked = false;
   });
   socket.onError(async () => {
-    if (opened || asked || !onRefused) {
+    if (asked || !onRefused) {
       return;
     }
     asked = true;
