@@ -12,10 +12,10 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { reportOnFailure, start } from "./hub.mjs";
 import { Clients, joinOk, push, pushOk, sleep } from "./client.mjs";
+import { terminalOwner } from "./terminal-owner.mjs";
 
 const CHROMIUM = process.env.PARLEY_CHROMIUM ?? "/usr/bin/chromium";
 const WAIT_MS = 30_000; // every wait on the browser: generous for a loaded machine, still bounded
-const CHUNK_BYTES = 60 * 1024;
 
 let browser;
 const clients = new Clients();
@@ -59,54 +59,7 @@ function fnv1a(bytes) {
   return h >>> 0;
 }
 
-/**
- * A Node owner of term:<id> (offset-prefixed binary record_output pushes, one in flight). It keeps every byte
- * it printed and, after each join reply, sends what the hub does not hold yet.
- */
-async function owner(hub, id, socketOpts = {}) {
-  const socket = await clients.connected(hub, { reconnectAfterMs: () => 200, rejoinAfterMs: () => 200, ...socketOpts });
-  const channel = socket.channel(`term:${id}`, () => ({
-    role: "owner", name: id, command: ["node", "owner.mjs"], cols: 80, rows: 24, pid: process.pid, started_at: Date.now(), allow_input: false,
-  }));
-  const o = { channel, parts: [], length: 0, size: 0, chain: Promise.resolve() };
-  o.bytes = () => {
-    const all = Buffer.concat(o.parts);
-    o.parts = [all];
-    return all;
-  };
-  o.flush = () => {
-    o.chain = o.chain.then(async () => {
-      while (o.size < o.length) {
-        const all = o.bytes();
-        const part = all.subarray(o.size, Math.min(all.length, o.size + CHUNK_BYTES));
-        const frame = new ArrayBuffer(8 + part.length);
-        new DataView(frame).setBigUint64(0, BigInt(o.size));
-        new Uint8Array(frame, 8).set(part);
-        const r = await push(channel, "record_output", frame, 10_000);
-        if (r.status !== "ok") return; // disconnected: the next join reply says where to continue
-        o.size = r.response.size;
-      }
-    });
-    return o.chain;
-  };
-  o.print = (data) => {
-    const buf = Buffer.from(data);
-    o.parts.push(buf);
-    o.length += buf.length;
-    return o.flush();
-  };
-  await new Promise((resolve, reject) => {
-    channel.join(10_000)
-      .receive("ok", (reply) => {
-        o.size = reply.output_size;
-        o.flush();
-        resolve();
-      })
-      .receive("error", (r) => reject(new Error(`owner join failed: ${JSON.stringify(r)}`)))
-      .receive("timeout", () => reject(new Error("owner join timed out")));
-  });
-  return o;
-}
+const owner = (hub, id, socketOpts = {}) => terminalOwner(clients, hub, id, { socketOpts });
 
 async function newPage() {
   const page = await browser.newPage();

@@ -14,10 +14,10 @@ import { chromium } from "playwright-core";
 import { CLI_DLL, reportOnFailure, start } from "./hub.mjs";
 import { Clients, push, pushOk, sleep, waitUntil } from "./client.mjs";
 import { ownerApi } from "./identity.mjs";
+import { terminalOwner } from "./terminal-owner.mjs";
 
 const CHROMIUM = process.env.PARLEY_CHROMIUM ?? "/usr/bin/chromium";
 const WAIT_MS = 20_000; // every wait on the browser; generous for a loaded machine, still bounded
-const CHUNK_BYTES = 60 * 1024;
 
 let hub;
 let browser;
@@ -83,53 +83,9 @@ async function parleyRun(args) {
 
 const sessionId = (label) => `${label}-${process.pid}-${++sessionCounter}`;
 
-/**
- * A Node owner of term:<id>: keeps every byte it was asked to print and sends the part the hub does not
- * hold yet (after each join reply, so it continues after a hub restart). input events are recorded.
- */
-async function owner(id, { allowInput = false, name = id, on = hub, token = null } = {}) {
-  const socket = await clients.connected(on, { reconnectAfterMs: () => 200, rejoinAfterMs: () => 200, ...(token ? { params: { token } } : {}) });
-  const channel = socket.channel(`term:${id}`, () => ({
-    role: "owner", name, command: ["node", "owner.mjs", id], cols: 80, rows: 24, pid: process.pid, started_at: Date.now(), allow_input: allowInput,
-  }));
-  const o = { channel, socket, all: Buffer.alloc(0), size: 0, inputs: [], joins: 0, chain: Promise.resolve() };
-  o.flush = () => {
-    o.chain = o.chain.then(async () => {
-      while (o.size < o.all.length) {
-        const offset = o.size;
-        const part = o.all.subarray(offset, Math.min(o.all.length, offset + CHUNK_BYTES));
-        const frame = new ArrayBuffer(8 + part.length);
-        new DataView(frame).setBigUint64(0, BigInt(offset));
-        new Uint8Array(frame, 8).set(part);
-        const r = await push(channel, "record_output", frame, 10_000);
-        if (r.status !== "ok") {
-          return; // disconnected: the next join reply says where to continue
-        }
-        o.size = r.response.size;
-      }
-    });
-    return o.chain;
-  };
-  o.print = (text) => {
-    o.all = Buffer.concat([o.all, Buffer.from(text)]);
-    return o.flush();
-  };
-  channel.on("input", ({ data_b64 }) => {
-    o.inputs.push(Buffer.from(data_b64, "base64").toString());
-  });
-  await new Promise((resolve, reject) => {
-    channel.join(10_000)
-      .receive("ok", (reply) => {
-        o.joins++;
-        o.size = reply.output_size;
-        o.flush();
-        resolve();
-      })
-      .receive("error", (r) => reject(new Error(`owner join failed: ${JSON.stringify(r)}`)))
-      .receive("timeout", () => reject(new Error("owner join timed out")));
-  });
-  return o;
-}
+// A Node owner on this file's hub (or `on`), with a token when the hub wants one.
+const owner = (id, { allowInput = false, name = id, on = hub, token = null } = {}) =>
+  terminalOwner(clients, on, id, { allowInput, name, socketOpts: token ? { params: { token } } : {} });
 
 async function newPage() {
   const page = await browser.newPage();
@@ -169,7 +125,7 @@ test("the page shows the command's output in xterm.js and is read-only when the 
   await o.print("hello from the owner\r\n\x1b[1mbold\x1b[0m and plain\r\n");
   const page = await openTerminal(id);
   await page.waitForFunction(() => document.getElementById("state").dataset.state === "live", null, { timeout: WAIT_MS });
-  await waitWritten(page, o.all.length);
+  await waitWritten(page, o.length);
   const lines = await bufferLines(page);
   assert.equal(lines[0], "hello from the owner");
   assert.equal(lines[1], "bold and plain");
@@ -251,13 +207,13 @@ test("a late-joining page backfills the tail, then follows live output with no g
   await printer;
   await batch(5);
   await o.flush();
-  await waitWritten(page, o.all.length);
+  await waitWritten(page, o.length);
 
   const s = await state(page);
   console.log(`# late join: seam ${s.seam}, backfilled ${s.backfilled} B, live ${s.live} B, live frames held back during the backfill (high-water) ${s.queueHighWater}`);
   assert.ok(s.queueHighWater >= 2, `live frames were held back while the tail was fetched (high-water ${s.queueHighWater})`);
   assert.ok(s.backfilled > 0 && s.live > 0, `both paths were used: ${JSON.stringify({ backfilled: s.backfilled, live: s.live })}`);
-  assert.equal(s.offset, o.all.length);
+  assert.equal(s.offset, o.length);
   assert.ok(s.seam > 256 * 1024, `joined after the tail start: seam ${s.seam}`);
   const numbers = (await bufferLines(page)).filter((l) => /^line \d{6} x{48}$/.test(l)).map((l) => Number(l.slice(5, 11)));
   assert.ok(numbers.length > 4000, `saw ${numbers.length} whole lines`);
@@ -363,7 +319,7 @@ test("the state line shows the connection dropping and coming back (hub restart)
   await o.print(text);
   await page.waitForFunction(() => window.parleyState.rejoins >= 1 && document.getElementById("state").dataset.state === "live", null, { timeout: WAIT_MS });
   assert.match(await page.textContent("#state"), /^Reconnected at /);
-  await waitWritten(page, o.all.length);
+  await waitWritten(page, o.length);
   const s = await state(page);
   assert.deepEqual(s.history.slice(s.history.indexOf("disconnected")), ["disconnected", "reconnected", "live"]);
   const lines = (await bufferLines(page)).filter((l) => l !== "");
