@@ -159,6 +159,10 @@ internal static class AttachCommand
         {
             return ExitCodes.Ok;
         }
+        catch (TerminalCommands.ReaderGoneException)
+        {
+            return ExitCodes.Ok; // `parley attach ID | head`: whoever read the mirror stopped
+        }
         finally
         {
             raw?.Restore();
