@@ -159,21 +159,7 @@ public sealed class ParleyClient : IAsyncDisposable
         await WaitReadyAsync(_options.ReplyTimeout, cancellationToken);
         var joinRef = _topics.TryGetValue(topic, out var state) ? state.JoinRef : null;
         var @ref = NextRef();
-        var waiter = new TaskCompletionSource<PushReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[@ref] = waiter;
-        try
-        {
-            await SendAsync(PhoenixBinaryCodec.EncodeClientPush(joinRef, @ref, topic, @event, payload.Span), WebSocketMessageType.Binary, cancellationToken);
-            return await waiter.Task.WaitAsync(_options.ReplyTimeout, cancellationToken);
-        }
-        catch (TimeoutException)
-        {
-            throw new ParleyClientException($"no reply to {@event} on {topic} within {_options.ReplyTimeout.TotalSeconds:0.#} s");
-        }
-        finally
-        {
-            _pending.TryRemove(@ref, out _);
-        }
+        return await SendAwaitingReplyAsync(@ref, topic, @event, PhoenixBinaryCodec.EncodeClientPush(joinRef, @ref, topic, @event, payload.Span), WebSocketMessageType.Binary, cancellationToken);
     }
 
     public async ValueTask DisposeAsync()
@@ -413,12 +399,18 @@ public sealed class ParleyClient : IAsyncDisposable
     private async Task<PushReply> RequestAsync(string? joinRef, string topic, string @event, JsonNode? payload, CancellationToken cancellationToken, string? @ref = null)
     {
         @ref ??= NextRef();
+        var frame = new JsonArray(joinRef, @ref, topic, @event, payload ?? new JsonObject()).ToJsonString();
+        return await SendAwaitingReplyAsync(@ref, topic, @event, Encoding.UTF8.GetBytes(frame), WebSocketMessageType.Text, cancellationToken);
+    }
+
+    // Sends a frame that carries `ref` and waits for the hub's reply to it (JSON or binary), at most ReplyTimeout.
+    private async Task<PushReply> SendAwaitingReplyAsync(string @ref, string topic, string @event, byte[] frame, WebSocketMessageType type, CancellationToken cancellationToken)
+    {
         var waiter = new TaskCompletionSource<PushReply>(TaskCreationOptions.RunContinuationsAsynchronously);
         _pending[@ref] = waiter;
         try
         {
-            var frame = new JsonArray(joinRef, @ref, topic, @event, payload ?? new JsonObject()).ToJsonString();
-            await SendAsync(frame, cancellationToken);
+            await SendAsync(frame, type, cancellationToken);
             return await waiter.Task.WaitAsync(_options.ReplyTimeout, cancellationToken);
         }
         catch (TimeoutException)
