@@ -138,11 +138,11 @@ public sealed class TerminalChannel : IChannelHandler
         var subscriber = Subscribe(connection, message);
         _registry.Read(sessions =>
         {
-            connection.ReplyOk(message, sessions, static (w, list) => WriteSessions(w, list, null));
+            connection.ReplyOk(message, sessions, static (w, list) => WriteSessions(w, list));
             var joinRef = subscriber.JoinRef;
             _lobby[subscriber] = new ResyncingSender(connection, _hub.Options.EffectiveStreamLagBytes, sender =>
             {
-                _registry.Read(now => sender.SendSnapshot(WireFrames.Text(joinRef, null, LobbyTopic, "snapshot", now, static (w, list) => WriteSessions(w, list, null))));
+                _registry.Read(now => sender.SendSnapshot(WireFrames.Text(joinRef, null, LobbyTopic, "snapshot", now, static (w, list) => WriteSessions(w, list))));
                 return ValueTask.CompletedTask;
             });
             return 0;
@@ -348,22 +348,24 @@ public sealed class TerminalChannel : IChannelHandler
     }
 
     /// <summary>Writes <c>{sessions: [...]}</c>.</summary>
-    public static void WriteSessions(Utf8JsonWriter w, IEnumerable<HubTerminal> sessions, string? type)
+    private static void WriteSessions(Utf8JsonWriter w, IEnumerable<HubTerminal> sessions)
+    {
+        w.WriteStartObject();
+        WriteSessionList(w, sessions);
+        w.WriteEndObject();
+    }
+
+    /// <summary>Writes the property <c>sessions: [...]</c> into an object being written (the join reply, a snapshot, GET /api/terminals).</summary>
+    public static void WriteSessionList(Utf8JsonWriter w, IEnumerable<HubTerminal> sessions)
     {
         ArgumentNullException.ThrowIfNull(w);
         ArgumentNullException.ThrowIfNull(sessions);
-        w.WriteStartObject();
-        if (type is not null)
-        {
-            w.WriteString("type"u8, type);
-        }
         w.WriteStartArray("sessions"u8);
         foreach (var session in sessions)
         {
             session.WriteSummary(w);
         }
         w.WriteEndArray();
-        w.WriteEndObject();
     }
 
     private static void ReplyEmpty(HubConnection connection, PhoenixMessage message)

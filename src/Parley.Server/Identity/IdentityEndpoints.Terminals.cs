@@ -57,14 +57,6 @@ internal static partial class IdentityEndpoints
     {
         var all = context.Request.Query["all"].ToString() is "true" or "1";
         var list = terminals.List(includeEnded: all);
-        return (StatusCodes.Status200OK, w =>
-        {
-            w.WriteStartArray("sessions");
-            foreach (var terminal in list)
-            {
-                terminal.WriteSummary(w);
-            }
-            w.WriteEndArray();
-        });
+        return (StatusCodes.Status200OK, w => TerminalChannel.WriteSessionList(w, list));
     }
 }
