@@ -28,7 +28,7 @@ public interface IChannelHandler
 
     /// <summary>
     /// True for a push that does not count towards the connection's push rate: bulk data the channel paces and
-    /// bounds itself (a terminal owner's recorded bytes). Default false.
+    /// bounds itself (a terminal owner's recorded bytes). Asked only for binary pushes. Default false.
     /// </summary>
     bool IsBulkPush(Subscriber subscriber, PhoenixMessage message) => false;
 

@@ -183,9 +183,10 @@ public sealed class HubConnection
         }
     }
 
+    // Only binary pushes can be bulk data, so the JSON pushes on the hot path never take the lookup.
     private bool IsBulkPush(PhoenixMessage message)
     {
-        if (message.Event == PhoenixEvents.Join)
+        if (!message.IsBinary || message.Event == PhoenixEvents.Join)
         {
             return false;
         }
