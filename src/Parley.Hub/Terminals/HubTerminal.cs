@@ -57,12 +57,13 @@ public sealed partial class HubTerminal
     private long _backlogHighWater;
     private long _bytesSinceTick;
 
-    private HubTerminal(string id, string prefix, RecordingMeta meta, string owner, bool ownerAuthenticated, RecordingWriter? writer, HubMetrics metrics, TimeProvider time)
+    private HubTerminal(RecordingReader recording, string owner, bool ownerAuthenticated, RecordingWriter? writer, HubMetrics metrics, TimeProvider time)
     {
+        var meta = recording.Meta;
         _metrics = metrics;
-        Id = id;
-        Topic = TerminalChannel.TopicPrefix + id;
-        Prefix = prefix;
+        Id = meta.Id;
+        Topic = TerminalChannel.TopicPrefix + Id;
+        Prefix = recording.Prefix;
         Owner = owner;
         OwnerAuthenticated = ownerAuthenticated;
         _writer = writer;
@@ -77,7 +78,7 @@ public sealed partial class HubTerminal
         ExitCode = meta.ExitCode;
         Signal = meta.Signal;
         AllowInput = meta.AllowInput;
-        _reader = RecordingReader.Open(prefix);
+        _reader = recording;
         _outputLength = _reader.OutputLength;
         _inputLength = _reader.InputLength;
         LastActivity = EndedAt ?? StartedAt;
@@ -153,14 +154,14 @@ public sealed partial class HubTerminal
             Owner = owner.Name,
         };
         var writer = RecordingWriter.Create(directory, meta);
-        return new HubTerminal(id, writer.Prefix, meta, owner.Name, owner.IsAuthenticated, writer, metrics, time);
+        return new HubTerminal(RecordingReader.Open(writer.Prefix), owner.Name, owner.IsAuthenticated, writer, metrics, time);
     }
 
     /// <summary>A session found on disk when the hub starts: ended, or waiting for its owner to come back.</summary>
     internal static HubTerminal Load(RecordingReader recording, HubMetrics metrics, TimeProvider time)
     {
         var meta = recording.Meta;
-        var terminal = new HubTerminal(meta.Id, recording.Prefix, meta, meta.Owner ?? "", meta.Owner is not null && !meta.Owner.StartsWith("anon-", StringComparison.Ordinal), null, metrics, time);
+        var terminal = new HubTerminal(recording, meta.Owner ?? "", meta.Owner is not null && !meta.Owner.StartsWith("anon-", StringComparison.Ordinal), null, metrics, time);
         if (!terminal.HasEnded)
         {
             terminal.OwnerGoneAt = time.GetUtcNow();
