@@ -56,9 +56,19 @@ internal static class TerminalCommands
             ShareTarget target;
             try
             {
-                target = parse.GetValue(offline) ? new ShareTarget.None()
-                    : ClientCommands.IsHubConfigured(parse, common) ? ClientCommands.Resolve(parse, common) is var (server, credentials, _, _) ? new ShareTarget.Hub(server, credentials) : null!
-                    : new ShareTarget.Local();
+                if (parse.GetValue(offline))
+                {
+                    target = new ShareTarget.None();
+                }
+                else if (ClientCommands.IsHubConfigured(parse, common))
+                {
+                    var (server, credentials, _, _) = ClientCommands.Resolve(parse, common);
+                    target = new ShareTarget.Hub(server, credentials);
+                }
+                else
+                {
+                    target = new ShareTarget.Local();
+                }
             }
             catch (IdentityCommands.UsageException ex)
             {
