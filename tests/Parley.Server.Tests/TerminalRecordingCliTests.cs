@@ -42,22 +42,8 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
     // The CLI with stdin a pipe (fed `stdin`, then closed), stdout kept as bytes; bounded by Timeout.
     private async Task<Result> CliAsync(string? stdin, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(HubProcess.CliDll);
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-        foreach (var (key, value) in Environment())
-        {
-            info.Environment[key] = value;
-        }
+        var info = HubProcess.StartInfo(args, Environment());
+        info.RedirectStandardInput = true;
         using var process = Process.Start(info)!;
         var stdout = new MemoryStream();
         var copy = process.StandardOutput.BaseStream.CopyToAsync(stdout);
@@ -250,16 +236,7 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
         foreach (var args in new[] { new[] { "term", "export", "--asciicast", run.Id, "--dir", Recordings }, ["term", "play", run.Id, "--dir", Recordings, "--max-idle", "0"] })
         {
             // `parley term … | head -c 10`: read a little, then close the pipe (the CLI's next write gets EPIPE).
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            info.ArgumentList.Add(HubProcess.CliDll);
-            foreach (var arg in args)
-            {
-                info.ArgumentList.Add(arg);
-            }
-            foreach (var (key, value) in Environment())
-            {
-                info.Environment[key] = value;
-            }
+            var info = HubProcess.StartInfo(args, Environment());
             using var process = Process.Start(info)!;
             var stderr = process.StandardError.ReadToEndAsync();
             var head = new byte[10];

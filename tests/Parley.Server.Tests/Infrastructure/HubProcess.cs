@@ -139,7 +139,8 @@ public sealed class HubProcess : IAsyncDisposable
         }
     }
 
-    private static ProcessStartInfo StartInfo(IEnumerable<string> args, IDictionary<string, string>? environment)
+    /// <summary>How the built CLI is started with <paramref name="args"/> (stdout and stderr redirected), for a test that drives the process itself.</summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args, IDictionary<string, string>? environment)
     {
         var dll = CliDll;
         if (!File.Exists(dll))
