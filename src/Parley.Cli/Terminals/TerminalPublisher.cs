@@ -44,9 +44,6 @@ internal sealed class TerminalPublisher : ITerminalObserver, IAsyncDisposable
         _topic = "term:" + session.Id;
     }
 
-    /// <summary>What went wrong last, for the user (null while all is well).</summary>
-    public string? LastError { get; private set; }
-
     /// <summary>Joins as owner and starts streaming. Throws <see cref="ParleyClientException"/> when the hub refuses the join.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -156,10 +153,9 @@ internal sealed class TerminalPublisher : ITerminalObserver, IAsyncDisposable
             {
                 return;
             }
-            catch (ParleyClientException ex)
+            catch (ParleyClientException)
             {
                 // The connection dropped (the client redials and rejoins; the rejoin says where to go on) or the hub refused.
-                LastError = ex.Message;
                 await Task.Delay(200, _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
@@ -268,7 +264,6 @@ internal sealed class TerminalPublisher : ITerminalObserver, IAsyncDisposable
                     {
                         _resumeAt = Sizes(rejoined.Reply);
                     }
-                    LastError = null;
                     _wake.Release();
                 }
             }
