@@ -39,7 +39,6 @@ internal sealed class SessionSharing : IAsyncDisposable
     private TerminalPublisher? _publisher;
     private TerminalSubscription? _subscription;
     private Task? _connect;
-    private readonly TaskCompletionSource _live = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private SessionSharing(Uri server, Func<CredentialRequest, CancellationToken, ValueTask<string?>>? credentials, ParleyServerHost? host, string? dataDir, Action<string> warn)
     {
@@ -122,7 +121,6 @@ internal sealed class SessionSharing : IAsyncDisposable
                 {
                     _publisher.OnExit(exit);
                 }
-                _live.TrySetResult();
                 if (warned)
                 {
                     _warn($"now live on {_server}");
@@ -157,15 +155,13 @@ internal sealed class SessionSharing : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until the hub has the session (so its page opens), at most <paramref name="timeout"/>; false when it has not yet.</summary>
-    public async Task<bool> WaitLiveAsync(TimeSpan timeout)
+    /// <summary>Waits until the hub has the session (so its page opens) or connecting gave up, at most <paramref name="timeout"/>.</summary>
+    public async Task WaitLiveAsync(TimeSpan timeout)
     {
-        if (_connect is null)
+        if (_connect is not null)
         {
-            return false;
+            await Task.WhenAny(_connect, Task.Delay(timeout));
         }
-        var first = await Task.WhenAny(_live.Task, _connect, Task.Delay(timeout));
-        return first == _live.Task || _live.Task.IsCompletedSuccessfully;
     }
 
     /// <summary>After the command's exit: waits (bounded) until the hub holds the whole recording and the exit.</summary>
