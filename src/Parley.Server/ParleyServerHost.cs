@@ -181,13 +181,14 @@ public sealed class ParleyServerHost : IAsyncDisposable
                 await stateStore.RenameNamespaceAsync(TaskBoardChannel.BoardOf(from), TaskBoardChannel.BoardOf(to), ct);
                 return true;
             };
-            fleet = new FleetService(fleetStore, options.Fleet, Path.Combine(dataDir, "fleet"), hub.Time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Fleet"));
+            terminals = new TerminalRegistry(options.Terminals, options.Hub, Path.Combine(dataDir, "terminals"), hub.Metrics, hub.Time,
+                app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Terminals"));
+            // Instances with terminal: true are hosted as terminal sessions of this registry.
+            fleet = new FleetService(fleetStore, options.Fleet, Path.Combine(dataDir, "fleet"), hub.Time, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Fleet"), terminals);
             var fleetChannel = new FleetChannel(hub, fleet);
             hub.Router.Add(fleetChannel);
             fleetChannel.RegisterLobbyCommands(hub.Lobby);
             hub.Router.Add(new LogsChannel(hub, fleet));
-            terminals = new TerminalRegistry(options.Terminals, options.Hub, Path.Combine(dataDir, "terminals"), hub.Metrics, hub.Time,
-                app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Parley.Terminals"));
             hub.Router.Add(new TerminalChannel(hub, terminals));
             IdentityEndpoints.MapTerminals(app, identity, terminals, options.InsecureNoAuth);
             WebPages.Map(app);

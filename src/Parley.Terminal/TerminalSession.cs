@@ -94,6 +94,12 @@ public sealed class TerminalSessionOptions
     /// </summary>
     public Action<ReadOnlySpan<byte>>? LocalOutput { get; init; }
 
+    /// <summary>Recorded in the meta: the hub user who owns the session (a hub running it itself); null for a local run.</summary>
+    public string? Owner { get; init; }
+
+    /// <summary>Recorded in the meta: the fleet instance this is a run of; null otherwise.</summary>
+    public string? Instance { get; init; }
+
     /// <summary>Extra environment variables for the command (<c>PARLEY_TERM_SESSION</c> is always set to the id).</summary>
     public IReadOnlyDictionary<string, string>? Environment { get; init; }
 }
@@ -193,6 +199,8 @@ public sealed class TerminalSession : IDisposable
             Cols = options.Cols,
             Rows = options.Rows,
             AllowInput = options.AllowInput,
+            Owner = options.Owner,
+            Instance = options.Instance,
         };
         var environment = new Dictionary<string, string>(options.Environment ?? new Dictionary<string, string>(), StringComparer.Ordinal)
         {

@@ -23,26 +23,49 @@ internal static class AttachCommand
     {
         var command = new Command("attach", "Mirror a live terminal session (parley run) here; type into it when its owner allowed you. Ctrl-] detaches.");
         var id = new Argument<string>("id") { Description = "The session id (parley run prints it; GET /api/terminals lists them)." };
+        command.Arguments.Add(id);
+        return Configure(command, "parley attach", parse => parse.GetValue(id)!, resolve: null);
+    }
+
+    /// <summary><c>parley fleet attach NAME</c>: the same mirror of the terminal session a fleet instance runs on now.</summary>
+    public static Command CreateForInstance()
+    {
+        var command = new Command("attach", "Mirror the terminal of an instance created with --terminal; admins can type into it. Ctrl-] detaches.");
+        var name = new Argument<string>("name") { Description = "The instance." };
+        command.Arguments.Add(name);
+        return Configure(command, "parley fleet attach", parse => parse.GetValue(name)!, async (client, instance, ct) =>
+        {
+            var reply = await ClientCommands.RequestAsync(client, "hub:lobby", "fleet.get", new { name = instance }, ct, join: false);
+            return reply.TryGetProperty("terminal_id", out var terminal) && terminal.ValueKind == JsonValueKind.String
+                ? terminal.GetString()!
+                : throw new IdentityCommands.CliFailure(reply.GetProperty("terminal").GetBoolean()
+                    ? $"instance {instance} has not started yet: start it first (parley fleet start {instance})"
+                    : $"instance {instance} does not run under a terminal: its output is in parley fleet logs {instance} (create instances with --terminal to watch them live)", ExitCodes.Failure);
+        });
+    }
+
+    // `what` names the argument (a session id, or an instance that `resolve` turns into its session id over the hub).
+    private static Command Configure(Command command, string verb, Func<ParseResult, string> what, Func<ParleyClient, string, CancellationToken, Task<string>>? resolve)
+    {
         var backfill = new Option<int?>("--backfill") { Description = "How much of the output so far to show first, in bytes (default 262144; 0 = only what comes next)." };
         var readOnly = new Option<bool>("--read-only") { Description = "Never send keystrokes, even when allowed." };
-        command.Arguments.Add(id);
         command.Options.Add(backfill);
         command.Options.Add(readOnly);
         var common = ClientCommands.CommonOptions(command, json: false);
         command.SetAction(async (parse, ct) =>
         {
-            var session = parse.GetValue(id)!;
+            var session = what(parse);
             var tail = parse.GetValue(backfill) ?? FetchBytes;
             if (tail < 0)
             {
-                Console.Error.WriteLine("parley attach: --backfill must be 0 or more bytes");
+                Console.Error.WriteLine($"{verb}: --backfill must be 0 or more bytes");
                 return ExitCodes.Usage;
             }
             try
             {
                 Uri server;
                 Func<CredentialRequest, CancellationToken, ValueTask<string?>>? credentials;
-                if (ClientCommands.IsHubConfigured(parse, common))
+                if (ClientCommands.IsHubConfigured(parse, common) || resolve is not null)
                 {
                     (server, credentials, _, _) = ClientCommands.Resolve(parse, common);
                 }
@@ -51,41 +74,45 @@ internal static class AttachCommand
                     var local = (await LocalSessionRegistry.ListAsync(ct)).FirstOrDefault(e => e.Id == session);
                     if (local is null)
                     {
-                        Console.Error.WriteLine($"parley attach: no session {session} runs on this machine ({LocalSessionRegistry.FilePath}); for a hub's session pass --server (or set PARLEY_SERVER or a profile)");
+                        Console.Error.WriteLine($"{verb}: no session {session} runs on this machine ({LocalSessionRegistry.FilePath}); for a hub's session pass --server (or set PARLEY_SERVER or a profile)");
                         return ExitCodes.NotFound;
                     }
                     (server, credentials) = (new Uri(new Uri(local.Url).GetLeftPart(UriPartial.Authority)), null);
                 }
                 await using var client = new ParleyClient(new ParleyClientOptions { Server = server, Credentials = credentials, ClientKind = "cli", MessageBuffer = 100_000 });
                 await client.StartAsync(ct);
-                return await MirrorAsync(client, session, tail, parse.GetValue(readOnly), ct);
+                if (resolve is not null)
+                {
+                    session = await resolve(client, session, ct);
+                }
+                return await MirrorAsync(client, verb, session, tail, parse.GetValue(readOnly), ct);
             }
             catch (IdentityCommands.UsageException ex)
             {
-                Console.Error.WriteLine($"parley attach: {ex.Message}");
+                Console.Error.WriteLine($"{verb}: {ex.Message}");
                 return ExitCodes.Usage;
             }
             catch (ParleyClientException ex)
             {
-                Console.Error.WriteLine($"parley attach: {ex.Message}");
+                Console.Error.WriteLine($"{verb}: {ex.Message}");
                 return ex.Message.Contains("auth_failed", StringComparison.Ordinal) ? ExitCodes.Authentication : ExitCodes.Failure;
             }
             catch (Exception ex) when (ex is IdentityCommands.CliFailure or IOException or UnauthorizedAccessException)
             {
-                Console.Error.WriteLine($"parley attach: {ex.Message}");
+                Console.Error.WriteLine($"{verb}: {ex.Message}");
                 return ex is IdentityCommands.CliFailure failure ? failure.ExitCode : ExitCodes.Failure;
             }
         });
         return command;
     }
 
-    private static async Task<int> MirrorAsync(ParleyClient client, string id, int tail, bool readOnly, CancellationToken ct)
+    private static async Task<int> MirrorAsync(ParleyClient client, string verb, string id, int tail, bool readOnly, CancellationToken ct)
     {
         var topic = "term:" + id;
         var joined = await client.JoinAsync(topic, cancellationToken: ct);
         if (!joined.IsOk)
         {
-            Console.Error.WriteLine($"parley attach: cannot watch {id}: {joined.Reason} {(joined.Response.TryGetProperty("detail", out var d) ? d.GetString() : "")}".TrimEnd());
+            Console.Error.WriteLine($"{verb}: cannot watch {id}: {joined.Reason} {(joined.Response.TryGetProperty("detail", out var d) ? d.GetString() : "")}".TrimEnd());
             return joined.Reason switch
             {
                 "session_not_found" => ExitCodes.NotFound,

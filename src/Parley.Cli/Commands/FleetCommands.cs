@@ -14,7 +14,7 @@ internal static class FleetCommands
 {
     public static Command Create()
     {
-        var fleet = new Command("fleet", "Supervised instances: add, list, show, start, stop, restart, archive, unarchive, rm, clone.");
+        var fleet = new Command("fleet", "Supervised instances: add, list, show, start, stop, restart, archive, unarchive, rm, clone, logs, attach, watch.");
         var name = new Argument<string>("name") { Description = "The instance name (1-63 of a-z 0-9 _ -)." };
         fleet.Subcommands.Add(Add(name));
         var all = new Option<bool>("--all") { Description = "Include archived instances." };
@@ -45,6 +45,7 @@ internal static class FleetCommands
             p => (HttpMethod.Post, $"{Path(p.GetValue(name)!)}/clone", new { name = p.GetValue(newName) }),
             r => "created " + Line(r)));
         fleet.Subcommands.Add(Logs());
+        fleet.Subcommands.Add(AttachCommand.CreateForInstance());
         fleet.Subcommands.Add(FleetWatchCommand.Create());
         return fleet;
     }
@@ -124,6 +125,7 @@ internal static class FleetCommands
         var port = new Option<int?>("--port") { Description = "The port the instance listens on (shown to watchers)." };
         var health = new Option<string?>("--health-url") { Description = "An http(s) URL that answers 2xx while the instance is healthy." };
         var start = new Option<bool>("--start") { Description = "Start it right away." };
+        var terminal = new Option<bool>("--terminal") { Description = "Run it under a terminal the hub hosts: watch it live (parley fleet attach, /terminals) and let admins type into it." };
         return Verb("add", "Create an instance (admins): parley fleet add NAME [options] -- CMD ARGS...",
             c =>
             {
@@ -135,6 +137,7 @@ internal static class FleetCommands
                 c.Options.Add(port);
                 c.Options.Add(health);
                 c.Options.Add(start);
+                c.Options.Add(terminal);
             },
             p =>
             {
@@ -159,6 +162,7 @@ internal static class FleetCommands
                     port = p.GetValue(port),
                     health_url = p.GetValue(health),
                     restart = p.GetValue(restart) ?? "never",
+                    terminal = p.GetValue(terminal),
                     start = p.GetValue(start),
                 });
             },
@@ -170,5 +174,6 @@ internal static class FleetCommands
     private static string Line(JsonNode i) =>
         $"{i["name"]}  {i["status"]}{(i["pid"] is { } pid ? $"  pid {pid}" : "")}{(i["exit_code"] is { } code ? $"  exit {code}" : "")}" +
         $"  restart {i["restart"]} ({i["restarts"]})  {i["command"]} {string.Join(' ', i["args"]!.AsArray().Select(a => a!.GetValue<string>()))}" +
+        (i["terminal_id"] is { } term ? $"  terminal {term}" : i["terminal"]?.GetValue<bool>() == true ? "  terminal" : "") +
         (i["archived"]!.GetValue<bool>() ? "  archived" : "");
 }

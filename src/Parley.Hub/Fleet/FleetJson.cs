@@ -61,6 +61,15 @@ public static class FleetJson
             w.WriteString("health_url"u8, SecretRedactor.Redact(spec.HealthUrl));
         }
         w.WriteString("restart"u8, InstanceSpec.PolicyName(spec.Restart));
+        w.WriteBoolean("terminal"u8, spec.Terminal);
+        if (runtime.TerminalId is null)
+        {
+            w.WriteNull("terminal_id"u8);
+        }
+        else
+        {
+            w.WriteString("terminal_id"u8, runtime.TerminalId);
+        }
         w.WriteString("desired"u8, record.DesiredRunning ? "running" : "stopped");
         w.WriteBoolean("archived"u8, record.Archived);
         WriteNullable(w, "archived_at"u8, record.ArchivedAtMs);
@@ -139,7 +148,7 @@ public static class FleetJson
         DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// Reads a create request <c>{name, command, args?, cwd?, env?, port?, health_url?, restart?, start?}</c>;
+    /// Reads a create request <c>{name, command, args?, cwd?, env?, port?, health_url?, restart?, terminal?, start?}</c>;
     /// throws <c>invalid_instance</c> naming the field that is wrong.
     /// </summary>
     public static (string Name, InstanceSpec Spec, bool Start) ReadCreate(JsonElement body)
@@ -181,10 +190,7 @@ public static class FleetJson
         {
             throw Invalid("restart", "never, on-failure or always");
         }
-        var start = Property(body, "start") is { } s && (s.ValueKind is JsonValueKind.True or JsonValueKind.False
-            ? s.GetBoolean()
-            : throw Invalid("start", "true or false"));
-        return (name, new InstanceSpec(command, args, String(body, "cwd"), env, port, String(body, "health_url"), policy), start);
+        return (name, new InstanceSpec(command, args, String(body, "cwd"), env, port, String(body, "health_url"), policy, ReadFlag(body, "terminal")), ReadFlag(body, "start"));
     }
 
     /// <summary>The optional boolean <paramref name="name"/> of <paramref name="body"/> (false when absent); throws <c>invalid_instance</c> for a non-boolean.</summary>

@@ -36,6 +36,12 @@ public sealed class FleetOptions
     /// <summary>Log files kept per instance, the current one included (<c>output.log</c>, <c>output.log.1</c> …). Default 5.</summary>
     public int LogFiles { get; set; } = 5;
 
+    /// <summary>Columns of the terminal an instance with <c>terminal: true</c> starts with (a viewer allowed to type may resize it). Default 120.</summary>
+    public int TerminalCols { get; set; } = 120;
+
+    /// <summary>Rows of that terminal. Default 32.</summary>
+    public int TerminalRows { get; set; } = 32;
+
     /// <summary>Throws when a setting is out of range, naming it and its bounds.</summary>
     public void Validate()
     {
@@ -52,6 +58,10 @@ public sealed class FleetOptions
         if (LogMaxBytes is < 1024 or > 1L << 40)
         {
             throw new ArgumentException($"fleet {nameof(LogMaxBytes)} must be in [1024, 1099511627776]");
+        }
+        if (TerminalCols is < 1 or > 10_000 || TerminalRows is < 1 or > 10_000)
+        {
+            throw new ArgumentException($"fleet {nameof(TerminalCols)} and {nameof(TerminalRows)} must be in [1, 10000]");
         }
         if (LogFiles is < 1 or > 1000)
         {

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Parley.Hub.State;
+using Parley.Hub.Terminals;
 
 namespace Parley.Hub.Fleet;
 
@@ -40,14 +41,17 @@ public sealed class FleetService : IAsyncDisposable
     private readonly string _directory;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly TerminalRegistry? _terminals;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly NamespaceGates _operations = new();
     private readonly Dictionary<string, Entry> _instances = new(StringComparer.Ordinal);
     private bool _disposed;
 
     /// <param name="directory">Where instance directories live (<c>&lt;data dir&gt;/fleet</c>); created if missing.</param>
-    public FleetService(IInstanceStore store, FleetOptions options, string directory, TimeProvider time, ILogger logger)
+    /// <param name="terminals">Where instances with <c>terminal: true</c> are hosted as terminal sessions; null: such instances cannot start.</param>
+    public FleetService(IInstanceStore store, FleetOptions options, string directory, TimeProvider time, ILogger logger, TerminalRegistry? terminals = null)
     {
+        _terminals = terminals;
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(directory);
@@ -369,7 +373,7 @@ public sealed class FleetService : IAsyncDisposable
         {
             entry!.Runtime = runtime;
             return _instances.TryGetValue(record.Name, out var current) && ReferenceEquals(current, entry) ? entry : null;
-        }));
+        }), _terminals, record.CreatedBy);
         entry = new Entry(record, runner);
         return entry;
     }

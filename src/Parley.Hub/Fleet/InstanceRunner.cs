@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Parley.Hub.Terminals;
 
 namespace Parley.Hub.Fleet;
 
@@ -15,7 +16,6 @@ internal sealed class InstanceRunner : IAsyncDisposable
 {
     private static readonly HttpClient Http = new() { Timeout = Timeout.InfiniteTimeSpan };
     private static readonly TimeSpan KillWait = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan OutputDrainWait = TimeSpan.FromMilliseconds(200);
 
     private readonly Channel<Func<Task>> _steps = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
     private readonly string _name;
@@ -24,13 +24,15 @@ internal sealed class InstanceRunner : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Func<InstanceRuntime, Task> _publish;
+    private readonly TerminalRegistry? _terminals;
+    private readonly string _owner;
     private readonly InstanceLogWriter _log;
     private readonly string _pidFile;
     private readonly Queue<long> _recentRestarts = new();
     private readonly Task _loop;
     private InstanceRuntime _runtime = InstanceRuntime.Initial;
     private InstanceSpec? _spec;
-    private Process? _process;
+    private IInstanceProcess? _process;
     private Task? _exited;
     private CancellationTokenSource? _health;
     private int _generation;
@@ -38,8 +40,12 @@ internal sealed class InstanceRunner : IAsyncDisposable
 
     /// <param name="directory">The instance's directory (<c>&lt;data dir&gt;/fleet/&lt;name&gt;</c>): its log, and its default working directory.</param>
     /// <param name="publish">Called with every new runtime state, in order; the runner waits for it.</param>
-    public InstanceRunner(string name, string directory, FleetOptions options, TimeProvider time, ILogger logger, Func<InstanceRuntime, Task> publish)
+    /// <param name="terminals">Where an instance with <c>terminal: true</c> is hosted; null on a hub without terminals (such an instance cannot start).</param>
+    /// <param name="owner">Who the instance's terminal sessions belong to (its creator).</param>
+    public InstanceRunner(string name, string directory, FleetOptions options, TimeProvider time, ILogger logger, Func<InstanceRuntime, Task> publish, TerminalRegistry? terminals = null, string owner = "")
     {
+        _owner = owner;
+        _terminals = terminals;
         _name = name;
         _directory = directory;
         _options = options;
@@ -130,12 +136,12 @@ internal sealed class InstanceRunner : IAsyncDisposable
         _spec = spec;
         var generation = ++_generation;
         await SetAsync(_runtime with { Status = InstanceStatus.Starting, Pid = null, Error = null });
-        Process process;
+        IInstanceProcess process;
         try
         {
             process = Launch(spec);
         }
-        catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException or UnauthorizedAccessException or NotSupportedException)
         {
             var reason = ex is Win32Exception ? $"cannot run {spec.Command}: {ex.Message}" : ex.Message;
             FleetLog.StartFailed(_logger, _name, reason);
@@ -144,13 +150,12 @@ internal sealed class InstanceRunner : IAsyncDisposable
             return;
         }
         _process = process;
-        WritePidFile(process.Id);
-        var pumps = new[] { PumpAsync(process.StandardOutput, "stdout"), PumpAsync(process.StandardError, "stderr") };
-        _exited = WaitForExitAsync(process, pumps);
+        WritePidFile(process.Pid);
+        _exited = process.Exited;
         _ = _exited.ContinueWith(_ => Post(() => OnExitedAsync(generation)), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
-        FleetLog.Started(_logger, _name, process.Id);
-        _log.WriteLine("hub", $"started pid {process.Id}");
-        await SetAsync(_runtime with { Status = InstanceStatus.Running, Pid = process.Id, StartedAtMs = Now });
+        FleetLog.Started(_logger, _name, process.Pid);
+        _log.WriteLine("hub", process.TerminalId is { } terminal ? $"started pid {process.Pid} on terminal {terminal}" : $"started pid {process.Pid}");
+        await SetAsync(_runtime with { Status = InstanceStatus.Running, Pid = process.Pid, StartedAtMs = Now, TerminalId = process.TerminalId });
         if (spec.HealthUrl is { } url)
         {
             _health = new CancellationTokenSource();
@@ -158,77 +163,25 @@ internal sealed class InstanceRunner : IAsyncDisposable
         }
     }
 
-    private Process Launch(InstanceSpec spec)
+    private IInstanceProcess Launch(InstanceSpec spec)
     {
         var cwd = spec.Cwd ?? _directory;
         if (!Directory.Exists(cwd))
         {
             throw new IOException($"the working directory {cwd} does not exist");
         }
-        var info = new ProcessStartInfo(spec.Command)
+        if (!spec.Terminal)
         {
-            WorkingDirectory = cwd,
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardOutputEncoding = System.Text.Encoding.UTF8,
-            StandardErrorEncoding = System.Text.Encoding.UTF8,
-        };
-        foreach (var arg in spec.Args)
-        {
-            info.ArgumentList.Add(arg);
+            return PipedInstanceProcess.Start(_name, spec, cwd, _log, _logger);
         }
-        foreach (var (key, value) in spec.Env)
-        {
-            info.Environment[key] = value;
-        }
-        info.Environment["PARLEY_INSTANCE"] = _name;
-        var process = new Process { StartInfo = info };
-        process.Start();
-        process.StandardInput.Close(); // the child reads EOF, never the hub's terminal
-        return process;
-    }
-
-    private async Task PumpAsync(StreamReader reader, string stream)
-    {
-        try
-        {
-            while (await reader.ReadLineAsync() is { } line)
-            {
-                try
-                {
-                    _log.WriteLine(stream, line);
-                }
-                catch (IOException ex)
-                {
-                    FleetLog.LogWriteFailed(_logger, _name, ex);
-                }
-            }
-        }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
-        {
-            // the pipe closed under the reader: the process is gone
-        }
-    }
-
-    // The process's exit; its output is drained briefly (a grandchild may hold the pipes open for ever).
-    private static async Task WaitForExitAsync(Process process, Task[] pumps)
-    {
-        await process.WaitForExitAsync();
-        try
-        {
-            await Task.WhenAll(pumps).WaitAsync(OutputDrainWait);
-        }
-        catch (TimeoutException)
-        {
-        }
+        var terminals = _terminals ?? throw new NotSupportedException("this hub runs no terminal sessions, so an instance with terminal: true cannot start");
+        return TerminalInstanceProcess.Start(_name, spec, cwd, _owner, terminals, _options, _log, _logger);
     }
 
     private (int Code, int? Signal) TakeExit()
     {
         var process = _process!;
-        var code = process.ExitCode;
+        var (code, signal) = process.Exit;
         process.Dispose();
         File.Delete(_pidFile);
         _process = null;
@@ -236,8 +189,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
         _health?.Cancel();
         _health?.Dispose();
         _health = null;
-        // .NET reports a signalled child as 128 + signal, as a shell does.
-        return (code, !OperatingSystem.IsWindows() && code is > 128 and <= 192 ? code - 128 : null);
+        return (code, signal);
     }
 
     private async Task OnExitedAsync(int generation)
@@ -315,9 +267,9 @@ internal sealed class InstanceRunner : IAsyncDisposable
         }
         await SetAsync(_runtime with { Status = InstanceStatus.Stopping });
         var exited = _exited!;
-        if (!PosixSignals.Send(process.Id, PosixSignals.SigTerm))
+        if (!PosixSignals.Send(process.Pid, PosixSignals.SigTerm))
         {
-            TryKill(process);
+            process.Kill();
         }
         try
         {
@@ -327,7 +279,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
         {
             FleetLog.Killed(_logger, _name, (long)_options.StopGracePeriod.TotalMilliseconds);
             _log.WriteLine("hub", $"no exit {_options.StopGracePeriod.TotalSeconds:0.###} s after SIGTERM: SIGKILL");
-            TryKill(process);
+            process.Kill();
             try
             {
                 await exited.WaitAsync(KillWait);
@@ -336,7 +288,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
             {
             }
         }
-        if (!process.HasExited)
+        if (!exited.IsCompleted)
         {
             return; // unkillable (e.g. stuck in the kernel): leave the status at stopping
         }
@@ -366,7 +318,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
                 return null;
             }
             using var orphan = Process.GetProcessById(pid);
-            TryKill(orphan);
+            InstanceProcesses.KillTree(orphan);
             orphan.WaitForExit(KillWait);
             _log.WriteLine("hub", $"killed pid {pid}, left running by a previous hub");
             return pid;
@@ -401,18 +353,6 @@ internal sealed class InstanceRunner : IAsyncDisposable
         catch (IOException)
         {
             return null;
-        }
-    }
-
-    private static void TryKill(Process process)
-    {
-        try
-        {
-            process.Kill(entireProcessTree: true);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or Win32Exception or NotSupportedException)
-        {
-            // already gone
         }
     }
 

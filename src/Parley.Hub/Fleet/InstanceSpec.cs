@@ -23,6 +23,7 @@ public enum RestartPolicy
 /// <param name="Port">The port the instance listens on (informational, shown to watchers); null when none.</param>
 /// <param name="HealthUrl">An <c>http(s)</c> URL checked every <see cref="FleetOptions.HealthInterval"/>; null: only "process alive".</param>
 /// <param name="Restart">The restart policy (default <see cref="RestartPolicy.Never"/>).</param>
+/// <param name="Terminal">Run under a pseudo-terminal the hub hosts as a live terminal session (docs/fleet.md, Terminal) instead of with pipes.</param>
 public sealed partial record InstanceSpec(
     string Command,
     IReadOnlyList<string> Args,
@@ -30,7 +31,8 @@ public sealed partial record InstanceSpec(
     IReadOnlyDictionary<string, string> Env,
     int? Port,
     string? HealthUrl,
-    RestartPolicy Restart)
+    RestartPolicy Restart,
+    bool Terminal = false)
 {
     /// <summary>Most arguments.</summary>
     public const int MaxArgs = 256;

@@ -1,9 +1,9 @@
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Parley.Hub.Auth;
 using Parley.Hub.Channels;
 using Parley.Protocol;
+using Parley.Terminal;
 using Parley.Terminal.Pty;
 using Parley.Terminal.Recording;
 
@@ -35,7 +35,7 @@ public static class TerminalErrors
 /// after the reply starts at L. A viewer never slows the owner: frames are queued without waiting and a
 /// viewer that falls behind is resynced (<see cref="ResyncingSender"/>).
 /// </summary>
-public sealed partial class HubTerminal
+public sealed class HubTerminal
 {
     private const int TailBytes = 4096;
     private readonly Lock _lock = new();
@@ -47,6 +47,7 @@ public sealed partial class HubTerminal
     private int _tailLength;
     private RecordingWriter? _writer;
     private readonly RecordingReader _reader;
+    private readonly TerminalSession? _hosted;
     private Subscriber? _owner;
     private long _outputLength;
     private long _inputLength;
@@ -57,8 +58,9 @@ public sealed partial class HubTerminal
     private long _backlogHighWater;
     private long _bytesSinceTick;
 
-    private HubTerminal(RecordingReader recording, string owner, bool ownerAuthenticated, RecordingWriter? writer, HubMetrics metrics, TimeProvider time)
+    private HubTerminal(RecordingReader recording, string owner, bool ownerAuthenticated, RecordingWriter? writer, HubMetrics metrics, TimeProvider time, TerminalSession? hosted = null)
     {
+        _hosted = hosted;
         var meta = recording.Meta;
         _metrics = metrics;
         Id = meta.Id;
@@ -78,6 +80,7 @@ public sealed partial class HubTerminal
         ExitCode = meta.ExitCode;
         Signal = meta.Signal;
         AllowInput = meta.AllowInput;
+        Instance = meta.Instance;
         _reader = recording;
         _outputLength = _reader.OutputLength;
         _inputLength = _reader.InputLength;
@@ -110,6 +113,12 @@ public sealed partial class HubTerminal
 
     /// <summary>Every viewer may type (<c>parley run --allow-input</c>).</summary>
     public bool AllowInput { get; }
+
+    /// <summary>The fleet instance this session is a run of (the hub runs it under a terminal itself); null for a <c>parley run</c> session.</summary>
+    public string? Instance { get; }
+
+    /// <summary>True when the hub runs the command itself: it has no owner connection, and the command's own recording is the hub's copy.</summary>
+    public bool IsHosted => _hosted is not null;
 
     /// <summary>Listed in the registry (set by <see cref="TerminalRegistry"/> under its gate).</summary>
     internal bool Live { get; set; }
@@ -157,6 +166,15 @@ public sealed partial class HubTerminal
         return new HubTerminal(RecordingReader.Open(writer.Prefix), owner.Name, owner.IsAuthenticated, writer, metrics, time);
     }
 
+    /// <summary>
+    /// A session the hub runs itself (a fleet instance under a terminal): <paramref name="session"/> records into the
+    /// registry's directory, so its recording is the hub's copy and nothing is written twice. Its observer passes each
+    /// chunk to <see cref="RecordOutput"/> (which then only counts and broadcasts); viewers' input and resizes go to
+    /// the session. Admins may type into it, as may users granted input by its owner or an admin.
+    /// </summary>
+    internal static HubTerminal CreateHosted(TerminalSession session, string owner, HubMetrics metrics, TimeProvider time) =>
+        new(RecordingReader.Open(session.Prefix), owner, ownerAuthenticated: true, writer: null, metrics, time, session);
+
     /// <summary>A session found on disk when the hub starts: ended, or waiting for its owner to come back.</summary>
     internal static HubTerminal Load(RecordingReader recording, HubMetrics metrics, TimeProvider time)
     {
@@ -193,7 +211,8 @@ public sealed partial class HubTerminal
     }
 
     private bool CanInputLocked(ConnectionPrincipal principal) =>
-        principal.CanWrite && (AllowInput || (principal.IsAuthenticated && (principal.Name == Owner || _inputGrants.Contains(principal.Name))));
+        principal.CanWrite && (AllowInput || (_hosted is not null && principal.IsAdmin)
+            || (principal.IsAuthenticated && (principal.Name == Owner || _inputGrants.Contains(principal.Name))));
 
     /// <summary>Lets <paramref name="user"/> type (or stops them); their viewers are told <c>can_input {can_input}</c>.</summary>
     public void Grant(string user, bool input)
@@ -232,6 +251,10 @@ public sealed partial class HubTerminal
             if (HasEnded)
             {
                 throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended; start a new one");
+            }
+            if (Instance is not null)
+            {
+                throw new TerminalException(Protocol.ErrorReasons.Forbidden, $"session {Id} is fleet instance {Instance}'s terminal: the hub runs it, nobody joins it as its owner");
             }
             _writer ??= RecordingWriter.OpenForAppend(Prefix);
             var replaced = _owner;
@@ -281,7 +304,7 @@ public sealed partial class HubTerminal
             {
                 return _outputLength;
             }
-            writer.AppendOutput(data, NowUs());
+            writer?.AppendOutput(data, NowUs());
             _outputLength += data.Length;
             _bytesIn += data.Length;
             _bytesSinceTick += data.Length;
@@ -309,7 +332,9 @@ public sealed partial class HubTerminal
         }
     }
 
-    private RecordingWriter OpenWriter() => _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+    // The copy's writer; null for a hosted session, which records itself.
+    private RecordingWriter? OpenWriter() =>
+        _hosted is not null && !HasEnded ? null : _writer ?? throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
 
     // The part of a chunk at `offset` that extends a stream now `length` long: empty when the hub holds all of it
     // already, or when it would leave a gap.
@@ -327,7 +352,7 @@ public sealed partial class HubTerminal
             {
                 return _inputLength;
             }
-            writer.AppendInput(data, NowUs());
+            writer?.AppendInput(data, NowUs());
             _inputLength += data.Length;
             _bytesIn += data.Length;
             LastActivity = _time.GetUtcNow();
@@ -340,8 +365,7 @@ public sealed partial class HubTerminal
     {
         lock (_lock)
         {
-            var writer = OpenWriter();
-            writer.AddResize(NowUs(), cols, rows);
+            OpenWriter()?.AddResize(NowUs(), cols, rows);
             (Cols, Rows) = (cols, rows);
             Dirty = true;
             var frame = WireFrames.Text(null, null, Topic, "resize", (cols, rows), static (w, s) =>
@@ -363,13 +387,20 @@ public sealed partial class HubTerminal
     {
         lock (_lock)
         {
-            if (_writer is not { } writer)
+            if (_hosted is null)
             {
-                return;
+                if (_writer is not { } writer)
+                {
+                    return;
+                }
+                writer.Complete(new TerminalExit(exitCode, signal), NowUs());
+                writer.Dispose();
+                _writer = null;
             }
-            writer.Complete(new TerminalExit(exitCode, signal), NowUs());
-            writer.Dispose();
-            _writer = null;
+            else if (HasEnded)
+            {
+                return; // the session completed its recording before it said so
+            }
             EndedAt = _time.GetUtcNow();
             (ExitCode, Signal) = (exitCode, signal);
             var frame = WireFrames.Text(null, null, Topic, "exit", this, static (w, t) =>
@@ -397,18 +428,54 @@ public sealed partial class HubTerminal
         }
     }
 
-    /// <summary>Hands an allowed viewer's input to the owner (which writes it to the PTY and records it).</summary>
-    internal void ForwardToOwner(string @event, string from, Action<Utf8JsonWriter> writeFields)
+    /// <summary>
+    /// Hands an allowed viewer's keystrokes to the command: a hosted session writes them to its terminal (and records
+    /// them) now; otherwise the owner is sent <c>input {data_b64, from}</c> and does so.
+    /// </summary>
+    internal void ForwardInput(string from, byte[] data)
     {
-        Subscriber owner;
+        // The hosted session is called outside the lock: it tells its observer, which records into this terminal.
+        if (OwnerForForwarding() is { } owner)
+        {
+            SendToOwner(owner, "input", from, w => w.WriteString("data_b64"u8, Convert.ToBase64String(data)));
+        }
+        else if (!_hosted!.WriteInput(data))
+        {
+            throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
+        }
+    }
+
+    /// <summary>An allowed viewer's resize: a hosted session resizes its terminal; otherwise the owner is sent <c>resize_request {cols, rows, from}</c>.</summary>
+    internal void ForwardResize(string from, int cols, int rows)
+    {
+        if (OwnerForForwarding() is { } owner)
+        {
+            SendToOwner(owner, "resize_request", from, w =>
+            {
+                w.WriteNumber("cols"u8, cols);
+                w.WriteNumber("rows"u8, rows);
+            });
+        }
+        else
+        {
+            _hosted!.Resize(cols, rows);
+        }
+    }
+
+    // The owner's subscription to forward to, or null for a hosted session; throws when the session cannot take input now.
+    private Subscriber? OwnerForForwarding()
+    {
         lock (_lock)
         {
             if (HasEnded)
             {
                 throw new TerminalException(TerminalErrors.SessionEnded, $"session {Id} has ended");
             }
-            owner = _owner ?? throw new TerminalException(TerminalErrors.OwnerOffline, "the session's owner is not connected right now; try again shortly");
+            return _hosted is not null ? null : _owner ?? throw new TerminalException(TerminalErrors.OwnerOffline, "the session's owner is not connected right now; try again shortly");
         }
+    }
+
+    private void SendToOwner(Subscriber owner, string @event, string from, Action<Utf8JsonWriter> writeFields) =>
         owner.Connection.Send(WireFrames.Text(owner.JoinRef, null, Topic, @event, (from, writeFields), static (w, s) =>
         {
             w.WriteStartObject();
@@ -416,7 +483,6 @@ public sealed partial class HubTerminal
             w.WriteString("from"u8, s.from);
             w.WriteEndObject();
         }));
-    }
 
     /// <summary>
     /// Adds a viewer and, under the same lock, sends its join reply (written by <paramref name="reply"/> with the
@@ -510,6 +576,14 @@ public sealed partial class HubTerminal
             }
             w.WriteEndArray();
             w.WriteString("owner"u8, Owner);
+            if (Instance is null)
+            {
+                w.WriteNull("instance"u8);
+            }
+            else
+            {
+                w.WriteString("instance"u8, Instance);
+            }
             w.WriteNumber("cols"u8, Cols);
             w.WriteNumber("rows"u8, Rows);
             w.WriteNumber("pid"u8, Pid);
@@ -536,6 +610,14 @@ public sealed partial class HubTerminal
             }
             w.WriteEndArray();
             w.WriteString("owner"u8, Owner);
+            if (Instance is null)
+            {
+                w.WriteNull("instance"u8);
+            }
+            else
+            {
+                w.WriteString("instance"u8, Instance);
+            }
             w.WriteNumber("cols"u8, Cols);
             w.WriteNumber("rows"u8, Rows);
             w.WriteNumber("viewers"u8, _viewers.Count);
@@ -546,7 +628,7 @@ public sealed partial class HubTerminal
             WriteNullable(w, "exit_code"u8, ExitCode);
             w.WriteNumber("output_size"u8, _outputLength);
             w.WriteString("last_line"u8, LastLineLocked());
-            w.WriteBoolean("owner_connected"u8, _owner is not null);
+            w.WriteBoolean("owner_connected"u8, _owner is not null || (_hosted is not null && !HasEnded));
             w.WriteBoolean("live"u8, Live);
             w.WriteEndObject();
         }
@@ -581,16 +663,12 @@ public sealed partial class HubTerminal
         _tailLength = keep + data.Length;
     }
 
-    // The last line with text, as a person would read it: escape sequences out, carriage returns resolved.
+    // The last line with text, as a person would read it.
     private string LastLineLocked()
     {
-        var text = AnsiSequence().Replace(Encoding.UTF8.GetString(_tail, 0, _tailLength), "");
-        foreach (var raw in text.Split('\n').Reverse())
+        foreach (var raw in Encoding.UTF8.GetString(_tail, 0, _tailLength).Split('\n').Reverse())
         {
-            var line = raw.TrimEnd('\r');
-            var cr = line.LastIndexOf('\r');
-            line = cr >= 0 ? line[(cr + 1)..] : line;
-            line = new string([.. line.Where(c => !char.IsControl(c))]).Trim();
+            var line = TerminalText.PlainLine(raw).Trim();
             if (line.Length > 0)
             {
                 return line.Length > 200 ? line[..200] : line;
@@ -610,9 +688,6 @@ public sealed partial class HubTerminal
             w.WriteNull(name);
         }
     }
-
-    [GeneratedRegex(@"\x1B(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1B]*(?:\x07|\x1B\\)?|[()][0-9A-Za-z]|[@-Z\\-_])")]
-    private static partial Regex AnsiSequence();
 
     private sealed class Viewer(Subscriber subscriber)
     {

@@ -277,7 +277,7 @@ public sealed class TerminalChannel : IChannelHandler
                     connection.ReplyError(message, ErrorReasons.InvalidPayload, inputError);
                     return;
                 }
-                terminal.ForwardToOwner("input", connection.Principal.Name, w => w.WriteString("data_b64"u8, Convert.ToBase64String(data)));
+                terminal.ForwardInput(connection.Principal.Name, data);
                 ReplyEmpty(connection, message);
                 return;
             }
@@ -293,11 +293,7 @@ public sealed class TerminalChannel : IChannelHandler
                     connection.ReplyError(message, ErrorReasons.InvalidPayload, "resize takes {cols, rows}: whole numbers from 1 to 10000");
                     return;
                 }
-                terminal.ForwardToOwner("resize_request", connection.Principal.Name, w =>
-                {
-                    w.WriteNumber("cols"u8, cols);
-                    w.WriteNumber("rows"u8, rows);
-                });
+                terminal.ForwardResize(connection.Principal.Name, cols, rows);
                 ReplyEmpty(connection, message);
                 return;
             }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Parley.Hub.Auth;
+using Parley.Terminal;
 using Parley.Terminal.Recording;
 
 namespace Parley.Hub.Terminals;
@@ -134,8 +135,30 @@ public sealed class TerminalRegistry : IAsyncDisposable
         }
     }
 
-    /// <summary>The owner said the command ended.</summary>
-    internal void End(HubTerminal terminal, int? exitCode, int? signal)
+    /// <summary>
+    /// Lists a session the hub runs itself (a fleet instance under a terminal; see <see cref="HubTerminal.CreateHosted"/>).
+    /// <paramref name="session"/> must record into <see cref="Directory"/>. Call <see cref="End"/> when it ends.
+    /// </summary>
+    /// <param name="owner">The hub user it belongs to (a fleet instance's creator).</param>
+    public HubTerminal Host(TerminalSession session, string owner)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        if (Path.GetFullPath(Path.GetDirectoryName(session.Prefix)!) != Path.TrimEndingDirectorySeparator(Path.GetFullPath(Directory)))
+        {
+            throw new ArgumentException($"a hosted session records into {Directory}", nameof(session));
+        }
+        lock (_gate)
+        {
+            var terminal = HubTerminal.CreateHosted(session, owner, _metrics, _time);
+            _sessions.Add(terminal.Id, terminal);
+            terminal.Live = true;
+            Changed?.Invoke(TerminalEvents.Started, terminal);
+            return terminal;
+        }
+    }
+
+    /// <summary>The command ended (its owner said so, or the hosted session finished).</summary>
+    public void End(HubTerminal terminal, int? exitCode, int? signal)
     {
         lock (_gate)
         {

@@ -16,10 +16,13 @@ public sealed class SqliteInstanceStore : IInstanceStore
         CREATE TABLE IF NOT EXISTS instances (
             name TEXT PRIMARY KEY, command TEXT NOT NULL, args TEXT NOT NULL, cwd TEXT, env TEXT NOT NULL, port INTEGER,
             health_url TEXT, restart TEXT NOT NULL, desired_running INTEGER NOT NULL, archived_at INTEGER,
-            created_by TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+            created_by TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, terminal INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
         """;
 
-    private const string Columns = "name, command, args, cwd, env, port, health_url, restart, desired_running, archived_at, created_by, created_at, updated_at";
+    // fleet.db files made before instances could run under a terminal lack the column.
+    private const string AddTerminalColumnSql = "ALTER TABLE instances ADD COLUMN terminal INTEGER NOT NULL DEFAULT 0";
+
+    private const string Columns = "name, command, args, cwd, env, port, health_url, restart, desired_running, archived_at, created_by, created_at, updated_at, terminal";
 
     private readonly SerializedConnection _connection;
 
@@ -29,7 +32,14 @@ public sealed class SqliteInstanceStore : IInstanceStore
     /// <param name="synchronousFull">fsync every commit (the default durability).</param>
     public static async Task<SqliteInstanceStore> OpenAsync(string path, bool synchronousFull = true, CancellationToken cancellationToken = default)
     {
-        return new SqliteInstanceStore(await SerializedConnection.OpenAsync(path, synchronousFull, static c => Execute(c, SchemaSql)));
+        return new SqliteInstanceStore(await SerializedConnection.OpenAsync(path, synchronousFull, static c =>
+        {
+            Execute(c, SchemaSql);
+            if (!Query(c, "SELECT name FROM pragma_table_info('instances')", r => r.GetString(0)).Contains("terminal"))
+            {
+                Execute(c, AddTerminalColumnSql);
+            }
+        }));
     }
 
     /// <inheritdoc />
@@ -44,7 +54,7 @@ public sealed class SqliteInstanceStore : IInstanceStore
     public ValueTask<bool> CreateAsync(InstanceRecord instance, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(instance);
-        return _connection.RunAsync(c => NonQuery(c, $"INSERT INTO instances ({Columns}) VALUES ($n, $cmd, $args, $cwd, $env, $port, $health, $restart, $desired, $archived, $by, $at, $up) ON CONFLICT (name) DO NOTHING",
+        return _connection.RunAsync(c => NonQuery(c, $"INSERT INTO instances ({Columns}) VALUES ($n, $cmd, $args, $cwd, $env, $port, $health, $restart, $desired, $archived, $by, $at, $up, $terminal) ON CONFLICT (name) DO NOTHING",
             Parameters(instance)) == 1, cancellationToken);
     }
 
@@ -53,7 +63,7 @@ public sealed class SqliteInstanceStore : IInstanceStore
     {
         ArgumentNullException.ThrowIfNull(instance);
         return _connection.RunAsync(c => NonQuery(c, """
-            UPDATE instances SET command = $cmd, args = $args, cwd = $cwd, env = $env, port = $port, health_url = $health, restart = $restart,
+            UPDATE instances SET command = $cmd, args = $args, cwd = $cwd, env = $env, port = $port, health_url = $health, restart = $restart, terminal = $terminal,
                 desired_running = $desired, archived_at = $archived, updated_at = $up WHERE name = $n
             """, Parameters(instance)) == 1, cancellationToken);
     }
@@ -72,7 +82,7 @@ public sealed class SqliteInstanceStore : IInstanceStore
         [
             ("$n", r.Name), ("$cmd", spec.Command), ("$args", JsonSerializer.Serialize(spec.Args, FleetStoreJson.Default.IReadOnlyListString)),
             ("$cwd", spec.Cwd), ("$env", JsonSerializer.Serialize(spec.Env, FleetStoreJson.Default.IReadOnlyDictionaryStringString)),
-            ("$port", spec.Port), ("$health", spec.HealthUrl), ("$restart", InstanceSpec.PolicyName(spec.Restart)),
+            ("$port", spec.Port), ("$health", spec.HealthUrl), ("$restart", InstanceSpec.PolicyName(spec.Restart)), ("$terminal", spec.Terminal ? 1 : 0),
             ("$desired", r.DesiredRunning ? 1 : 0), ("$archived", r.ArchivedAtMs), ("$by", r.CreatedBy), ("$at", r.CreatedAtMs), ("$up", r.UpdatedAtMs),
         ];
     }
@@ -87,7 +97,8 @@ public sealed class SqliteInstanceStore : IInstanceStore
             JsonSerializer.Deserialize(r.GetString(4), FleetStoreJson.Default.IReadOnlyDictionaryStringString) ?? new Dictionary<string, string>(),
             r.IsDBNull(5) ? null : r.GetInt32(5),
             r.IsDBNull(6) ? null : r.GetString(6),
-            policy);
+            policy,
+            r.GetInt64(13) != 0);
         return new InstanceRecord(r.GetString(0), spec, r.GetInt64(8) != 0, r.IsDBNull(9) ? null : r.GetInt64(9), r.GetString(10), r.GetInt64(11), r.GetInt64(12));
     }
 }

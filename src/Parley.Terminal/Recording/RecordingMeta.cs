@@ -57,6 +57,9 @@ public sealed class RecordingMeta
     /// <summary>The hub user who owns the session, in a hub's copy of it; null in a local recording.</summary>
     public string? Owner { get; set; }
 
+    /// <summary>The fleet instance this session is a run of, when the hub itself runs it under a terminal; null otherwise.</summary>
+    public string? Instance { get; set; }
+
     /// <summary>Bytes in <c>.output</c> at the end; null while it runs.</summary>
     public long? OutputBytes { get; set; }
 
