@@ -47,6 +47,30 @@ public sealed partial class CliIdentityTests
     }
 
     [Fact]
+    public async Task Fleet_add_terminal_runs_an_instance_on_a_hosted_terminal_that_fleet_attach_mirrors()
+    {
+        Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);
+        string[] asAlice = ["--server", Server, "--name", "alice"];
+        var added = await JsonCli(["fleet", "add", "agent", "--terminal", "--start", .. asAlice, "--json", "--", "/bin/sh", "-c", "echo on-$(tty | cut -c1-8); sleep 1; echo done; exit 3"]);
+        Assert.True(added["terminal"]!.GetValue<bool>());
+        var id = added["terminal_id"]!.GetValue<string>();
+        Assert.Contains($"  terminal {id}", (await Cli(["fleet", "show", "agent", .. asAlice])).Stdout, StringComparison.Ordinal);
+
+        // Not a terminal here: the mirror shows the output so far, then what follows, and ends with the session.
+        var (code, stdout, stderr) = await Cli(["fleet", "attach", "agent", .. asAlice]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("on-/dev/pts", stdout, StringComparison.Ordinal);
+        Assert.Contains("done", stdout, StringComparison.Ordinal);
+        Assert.Contains("the session ended (exit 3)", stdout, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await Cli(["fleet", "add", "piped", .. asAlice, "--", "/bin/true"])).ExitCode);
+        var (piped, _, pipedErr) = await Cli(["fleet", "attach", "piped", .. asAlice]);
+        Assert.Equal(1, piped);
+        Assert.Contains("does not run under a terminal", pipedErr, StringComparison.Ordinal);
+        Assert.Equal(4, (await Cli(["fleet", "attach", "nobody", .. asAlice])).ExitCode);
+    }
+
+    [Fact]
     public async Task Fleet_logs_prints_the_newest_lines_and_follows_new_ones()
     {
         Assert.Equal(0, (await Cli("register", "--server", Server, "--name", "alice")).ExitCode);

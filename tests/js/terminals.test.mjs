@@ -372,3 +372,45 @@ test("a grant lets a signed-in viewer type at once (can_input), and a revoke mak
   await pushOk(o.channel, "grant", { user: "bob", input: false });
   await page.waitForFunction(() => document.getElementById("mode").textContent === "read-only", null, { timeout: WAIT_MS });
 });
+
+test("a fleet instance created with terminal: true is a page like any session: an admin types into it, a member only watches", async (t) => {
+  const authHub = await start({ auth: true });
+  t.after(() => authHub.dispose());
+  const ownerKey = readFileSync(join(authHub.dataDir, "initial-owner-key"), "utf8").trim();
+  const { api, user } = ownerApi(authHub, ownerKey);
+  const miaKey = await user("mia");
+  const name = `fleet-${process.pid}-${++sessionCounter}`;
+  const instance = await api("POST", "/api/instances", { name, command: "/bin/sh", args: ["-c", "echo fleet says hi; exec cat"], terminal: true, start: true });
+  assert.equal(instance.status, "running");
+  const id = instance.terminal_id;
+  assert.match(id, /^[a-z0-9_-]+$/);
+
+  const open = async (key) => {
+    const page = await newPage();
+    await page.goto(`${authHub.url}/terminals/${id}#token=${encodeURIComponent(key)}`, { timeout: WAIT_MS });
+    await page.waitForFunction(() => window.parleyState?.joinedOnce && document.getElementById("state").dataset.state === "live", null, { timeout: WAIT_MS });
+    await page.waitForFunction(() => window.parleyTerm.buffer.active.getLine(0)?.translateToString(true) === "fleet says hi", null, { timeout: WAIT_MS });
+    return page;
+  };
+  const admin = await open(ownerKey);
+  const member = await open(miaKey);
+  assert.equal(await admin.textContent("#title"), name);
+  assert.equal(await admin.textContent("#mode"), "you can type");
+  assert.equal(await member.textContent("#mode"), "read-only");
+
+  await admin.click("#terminal");
+  await admin.keyboard.type("typed by the admin\n");
+  // The terminal echoes the line, then cat prints it: both pages show it twice.
+  for (const page of [admin, member]) {
+    await page.waitForFunction(() => {
+      const b = window.parleyTerm.buffer.active;
+      let n = 0;
+      for (let i = 0; i < b.length; i++) if (b.getLine(i).translateToString(true) === "typed by the admin") n++;
+      return n === 2;
+    }, null, { timeout: WAIT_MS });
+  }
+  const stopped = await api("POST", `/api/instances/${name}/stop`);
+  assert.equal(stopped.signal, 15);
+  await member.waitForFunction(() => document.getElementById("state").dataset.state === "ended", null, { timeout: WAIT_MS });
+  assert.equal(await member.textContent("#state"), "The command was killed by signal 15.");
+});

@@ -365,7 +365,7 @@ internal static class ClientCommands
         throw new IdentityCommands.CliFailure($"{reply.Reason}: {Detail(reply)}", reply.Reason switch
         {
             "version_conflict" or "already_claimed" => ExitCodes.Conflict,
-            "not_found" => ExitCodes.NotFound,
+            "not_found" or "instance_not_found" => ExitCodes.NotFound,
             "forbidden" or "unauthorized" => ExitCodes.Authentication,
             _ => ExitCodes.Failure,
         });

@@ -36,7 +36,7 @@ public abstract class InstanceStoreSpec : IAsyncLifetime
 
     private static InstanceRecord Record(string name, bool desired = false, long? archivedAt = null) => new(
         name,
-        new InstanceSpec("/bin/sh", ["-c", "echo hi; sleep 1"], "/tmp", new Dictionary<string, string> { ["A"] = "1", ["SECRET"] = "s3cr3t" }, 8080, "http://127.0.0.1:8080/health", RestartPolicy.OnFailure),
+        new InstanceSpec("/bin/sh", ["-c", "echo hi; sleep 1"], "/tmp", new Dictionary<string, string> { ["A"] = "1", ["SECRET"] = "s3cr3t" }, 8080, "http://127.0.0.1:8080/health", RestartPolicy.OnFailure, Terminal: true),
         desired, archivedAt, "owner1", 1000, 1000);
 
     private static void AssertSame(InstanceRecord expected, InstanceRecord? actual)
@@ -47,7 +47,7 @@ public abstract class InstanceStoreSpec : IAsyncLifetime
         Assert.Equal(expected.Spec.Args, actual.Spec.Args);
         Assert.Equal(expected.Spec.Cwd, actual.Spec.Cwd);
         Assert.Equal(expected.Spec.Env.OrderBy(p => p.Key), actual.Spec.Env.OrderBy(p => p.Key));
-        Assert.Equal((expected.Spec.Port, expected.Spec.HealthUrl, expected.Spec.Restart), (actual.Spec.Port, actual.Spec.HealthUrl, actual.Spec.Restart));
+        Assert.Equal((expected.Spec.Port, expected.Spec.HealthUrl, expected.Spec.Restart, expected.Spec.Terminal), (actual.Spec.Port, actual.Spec.HealthUrl, actual.Spec.Restart, actual.Spec.Terminal));
         Assert.Equal((expected.DesiredRunning, expected.ArchivedAtMs, expected.CreatedBy, expected.CreatedAtMs, expected.UpdatedAtMs),
             (actual.DesiredRunning, actual.ArchivedAtMs, actual.CreatedBy, actual.CreatedAtMs, actual.UpdatedAtMs));
     }
@@ -87,7 +87,7 @@ public abstract class InstanceStoreSpec : IAsyncLifetime
             DesiredRunning = true,
             ArchivedAtMs = 2000,
             UpdatedAtMs = 2000,
-            Spec = worker.Spec with { Args = [], Cwd = null, Env = new Dictionary<string, string>(), Port = null, HealthUrl = null, Restart = RestartPolicy.Always },
+            Spec = worker.Spec with { Args = [], Cwd = null, Env = new Dictionary<string, string>(), Port = null, HealthUrl = null, Restart = RestartPolicy.Always, Terminal = false },
         };
         Assert.True(await store.UpdateAsync(changed));
         AssertSame(changed, await store.GetAsync("worker"));

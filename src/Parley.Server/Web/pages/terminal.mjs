@@ -233,7 +233,7 @@ function resize(cols, rows) {
 
 function ended(info) {
   s.ended = true;
-  const how = info.signal ? `killed by signal ${info.signal}` : info.exit_code === null || info.exit_code === undefined ? "ended" : `exited with status ${info.exit_code}`;
+  const how = info.signal ? `was killed by signal ${info.signal}` : info.exit_code === null || info.exit_code === undefined ? "ended" : `exited with status ${info.exit_code}`;
   setState("ended", `The command ${how}.`);
   setCanInput(false);
 }
