@@ -320,6 +320,56 @@ public sealed class TerminalHubTests : AuthenticatedHubTest
     }
 
     [Fact]
+    public async Task Recordings_of_sessions_no_longer_listed_are_deleted_after_the_retention_or_oldest_first_past_the_size_cap()
+    {
+        var registry = Hub.Host.Terminals;
+        var aliceToken = await TokenAsync("alice");
+        var files = Path.Combine(Hub.DataDir, "terminals");
+        async Task RecordAllAsync(ParleyClient owner, string id, byte[] data)
+        {
+            for (var at = 0; at < data.Length; at += 32 * 1024)
+            {
+                await RecordAsync(owner, id, at, data.AsMemory(at, Math.Min(32 * 1024, data.Length - at)));
+            }
+        }
+        async Task EndedAsync(string id, int bytes)
+        {
+            var owner = await OwnerAsync(aliceToken, id);
+            await RecordAllAsync(owner, id, Pattern(bytes, bytes));
+            Assert.True((await owner.PushAsync("term:" + id, "exit", new { exit_code = 0 })).IsOk);
+        }
+        await EndedAsync("old-a", 300_000);
+        await Task.Delay(20);
+        await EndedAsync("old-b", 300_000);
+        await Task.Delay(20);
+        await EndedAsync("old-c", 300_000);
+        var live = await OwnerAsync(aliceToken, "live");
+        await RecordAllAsync(live, "live", Pattern(600_000, 7));
+        var viewer = await ConnectAsUserAsync("bob");
+        Assert.True((await viewer.JoinAsync("term:old-a")).IsOk);
+        Assert.Empty(registry.Sweep()); // within the retention and under the cap: nothing goes
+
+        // Past the cap (1 MiB; 1.5 MB held): the oldest ended recordings go until the rest fit; the live one never does.
+        registry.Options.MaxRecordingBytes = 1024 * 1024;
+        Assert.Equal(["old-a", "old-b"], registry.Sweep());
+        Assert.False(File.Exists(Path.Combine(files, "old-a.meta.json")));
+        Assert.False(File.Exists(Path.Combine(files, "old-b.output")));
+        Assert.True(File.Exists(Path.Combine(files, "old-c.output")));
+        Assert.Null(registry.Find("old-a"));
+        // A viewer still on a deleted session is told plainly.
+        Assert.Equal("session_not_found", (await viewer.PushAsync("term:old-a", "fetch_output", new { offset = 0, limit = 100 })).Reason);
+
+        // Past the retention: every session no longer listed goes; the live one stays, whole.
+        registry.Options.MaxRecordingBytes = 10L << 30;
+        registry.Options.RetainEnded = TimeSpan.FromSeconds(1);
+        await Task.Delay(1100);
+        Assert.Equal(["old-c"], registry.Sweep());
+        Assert.Equal(["live"], registry.List(includeEnded: true).Select(t => t.Id));
+        Assert.True((await viewer.JoinAsync("term:live")).IsOk);
+        Assert.Equal(Pattern(600_000, 7), await FetchAsync(viewer, "live", 0, 600_000));
+    }
+
+    [Fact]
     public async Task The_registry_lists_live_sessions_with_deltas_and_prunes_one_whose_owner_vanished()
     {
         var bob = await ConnectAsUserAsync("bob");

@@ -543,7 +543,14 @@ public sealed class HubTerminal
             return [];
         }
         var count = (int)Math.Min(limit, length - offset);
-        return output ? _reader.ReadOutput(offset, count) : _reader.ReadInput(offset, count);
+        try
+        {
+            return output ? _reader.ReadOutput(offset, count) : _reader.ReadInput(offset, count);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new TerminalException(TerminalErrors.SessionNotFound, $"session {Id}'s recording is gone (deleted by the hub's retention: terminals.RetainEnded, terminals.MaxRecordingBytes)");
+        }
     }
 
     /// <summary>Writes <c>get_stats</c>' response.</summary>

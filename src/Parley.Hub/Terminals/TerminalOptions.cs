@@ -30,6 +30,22 @@ public sealed class TerminalOptions
     /// <summary>How often <c>session_updated</c> may go out per session, and how bytes/s is measured. Default 1 s.</summary>
     public TimeSpan UpdateInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long the hub keeps the recording of a session that is no longer listed (it ended, or its owner has been
+    /// gone past the grace), counted from its end or last activity; then its files under <c>&lt;data&gt;/terminals</c>
+    /// are deleted. Default 7 days.
+    /// </summary>
+    public TimeSpan RetainEnded { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// Most bytes all recordings under <c>&lt;data&gt;/terminals</c> may take: past it, the oldest recordings of sessions
+    /// no longer listed are deleted first (live sessions never are). Default 10 GiB.
+    /// </summary>
+    public long MaxRecordingBytes { get; set; } = 10L * 1024 * 1024 * 1024;
+
+    /// <summary>How often <see cref="RetainEnded"/> and <see cref="MaxRecordingBytes"/> are applied. Default 1 minute.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Throws when a value is out of range.</summary>
     public void Validate(HubOptions hub)
     {
@@ -49,6 +65,18 @@ public sealed class TerminalOptions
         if (OwnerGrace is { } grace && (grace < TimeSpan.FromMilliseconds(100) || grace > TimeSpan.FromDays(1)))
         {
             throw new ArgumentException("terminals.OwnerGrace must be between 100 ms and 1 day");
+        }
+        if (RetainEnded < TimeSpan.FromSeconds(1) || RetainEnded > TimeSpan.FromDays(3650))
+        {
+            throw new ArgumentException("terminals.RetainEnded must be between 1 second and 3650 days");
+        }
+        if (MaxRecordingBytes < 1024 * 1024)
+        {
+            throw new ArgumentException("terminals.MaxRecordingBytes must be at least 1 MiB");
+        }
+        if (SweepInterval < TimeSpan.FromMilliseconds(50) || SweepInterval > TimeSpan.FromDays(1))
+        {
+            throw new ArgumentException("terminals.SweepInterval must be between 50 ms and 1 day");
         }
         if (UpdateInterval < TimeSpan.FromMilliseconds(50) || UpdateInterval > TimeSpan.FromMinutes(1))
         {

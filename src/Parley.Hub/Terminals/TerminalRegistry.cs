@@ -31,6 +31,7 @@ public sealed class TerminalRegistry : IAsyncDisposable
     private readonly TimeSpan _ownerGrace;
     private readonly Timer _ticker;
     private long _lastTick;
+    private long _lastSweep;
 
     public TerminalRegistry(TerminalOptions options, HubOptions hubOptions, string directory, HubMetrics metrics, TimeProvider time, ILogger logger)
     {
@@ -56,7 +57,7 @@ public sealed class TerminalRegistry : IAsyncDisposable
                 TerminalLog.LoadFailed(logger, recording.Prefix, ex);
             }
         }
-        _lastTick = time.GetTimestamp();
+        _lastTick = _lastSweep = time.GetTimestamp();
         _ticker = new Timer(static s => ((TerminalRegistry)s!).Tick(), this, options.UpdateInterval, options.UpdateInterval);
     }
 
@@ -207,6 +208,66 @@ public sealed class TerminalRegistry : IAsyncDisposable
         {
             TerminalLog.TickFailed(_logger, ex);
         }
+        if (_time.GetElapsedTime(_lastSweep) >= Options.SweepInterval)
+        {
+            _lastSweep = _time.GetTimestamp();
+            try
+            {
+                Sweep();
+            }
+            catch (Exception ex)
+            {
+                TerminalLog.TickFailed(_logger, ex);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Deletes the recordings of sessions no longer listed once <see cref="TerminalOptions.RetainEnded"/> has passed,
+    /// then the oldest of them while all recordings take more than <see cref="TerminalOptions.MaxRecordingBytes"/>.
+    /// Live sessions are never touched. Returns the ids deleted.
+    /// </summary>
+    internal IReadOnlyList<string> Sweep()
+    {
+        var now = _time.GetUtcNow();
+        var doomed = new List<(HubTerminal Terminal, string Reason)>();
+        lock (_gate)
+        {
+            var sizes = _sessions.Values.ToDictionary(t => t, t => RecordingFiles.SizeOf(t.Prefix));
+            var total = sizes.Values.Sum();
+            foreach (var terminal in _sessions.Values.Where(t => !t.Live).OrderBy(t => t.EndedAt ?? t.LastActivity).ToList())
+            {
+                var age = now - (terminal.EndedAt ?? terminal.LastActivity);
+                if (age >= Options.RetainEnded)
+                {
+                    doomed.Add((terminal, $"no longer listed for {age.TotalHours:0.#} h (terminals.RetainEnded {Options.RetainEnded})"));
+                }
+                else if (total > Options.MaxRecordingBytes)
+                {
+                    doomed.Add((terminal, $"recordings took {total} bytes (terminals.MaxRecordingBytes {Options.MaxRecordingBytes})"));
+                }
+                else
+                {
+                    continue;
+                }
+                total -= sizes[terminal];
+                _sessions.Remove(terminal.Id);
+            }
+        }
+        foreach (var (terminal, reason) in doomed)
+        {
+            terminal.CloseFiles();
+            try
+            {
+                RecordingFiles.Delete(terminal.Prefix);
+                TerminalLog.Deleted(_logger, terminal.Id, reason);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                TerminalLog.DeleteFailed(_logger, terminal.Prefix, ex);
+            }
+        }
+        return [.. doomed.Select(d => d.Terminal.Id)];
     }
 
     public async ValueTask DisposeAsync()
@@ -232,4 +293,10 @@ internal static partial class TerminalLog
 
     [LoggerMessage(903, LogLevel.Error, "The terminal registry's update tick failed")]
     public static partial void TickFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(904, LogLevel.Information, "Terminal recording {Id} deleted: {Reason}")]
+    public static partial void Deleted(ILogger logger, string id, string reason);
+
+    [LoggerMessage(905, LogLevel.Warning, "Terminal recording {Prefix} could not be deleted")]
+    public static partial void DeleteFailed(ILogger logger, string prefix, Exception exception);
 }

@@ -92,6 +92,22 @@ public static class RecordingFiles
     public const string Index = ".tidx";
     public const string Meta = ".meta.json";
 
+    /// <summary>Every file suffix of a recording, the meta first.</summary>
+    public static readonly IReadOnlyList<string> Suffixes = [Meta, Output + Index, Input + Index, Output, Input];
+
+    /// <summary>Bytes the recording at <paramref name="prefix"/> takes on disk (the files that exist).</summary>
+    public static long SizeOf(string prefix) =>
+        Suffixes.Sum(suffix => new FileInfo(prefix + suffix) is { Exists: true } file ? file.Length : 0);
+
+    /// <summary>Deletes the recording at <paramref name="prefix"/>: its data files first, the meta (which names it) last.</summary>
+    public static void Delete(string prefix)
+    {
+        foreach (var suffix in Suffixes.Reverse())
+        {
+            File.Delete(prefix + suffix);
+        }
+    }
+
     /// <summary>True when <paramref name="id"/> is a valid session id (1-64 of <c>[a-z0-9_-]</c>), safe as a topic suffix and a file name.</summary>
     public static bool IsValidId(string id) =>
         id.Length is > 0 and <= 64 && id.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_' or '-');

@@ -158,7 +158,7 @@ public static class RecordingLocator
     /// </summary>
     public static string? Resolve(string session, string directory)
     {
-        foreach (var suffix in new[] { RecordingFiles.Meta, RecordingFiles.Output + RecordingFiles.Index, RecordingFiles.Input + RecordingFiles.Index, RecordingFiles.Output, RecordingFiles.Input })
+        foreach (var suffix in RecordingFiles.Suffixes)
         {
             if (session.EndsWith(suffix, StringComparison.Ordinal))
             {
