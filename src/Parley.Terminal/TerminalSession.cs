@@ -58,6 +58,9 @@ public sealed class TerminalSubscription : IDisposable
     public void Dispose() => _session.Unsubscribe(_observer);
 }
 
+/// <summary>The recording could not be created (the directory is not writable, the disk is full…); the command was not left running.</summary>
+public sealed class RecordingUnavailableException(string message, Exception inner) : IOException(message, inner);
+
 /// <summary>What <see cref="TerminalSession.Start"/> runs and where it records.</summary>
 public sealed class TerminalSessionOptions
 {
@@ -222,10 +225,14 @@ public sealed class TerminalSession : IDisposable
             meta.Pid = pty.Pid;
             writer = RecordingWriter.Create(options.RecordingDirectory, meta);
         }
-        catch
+        catch (Exception e)
         {
             pty.Signal(SignalNumbers.Kill);
             pty.Dispose();
+            if (e is IOException or UnauthorizedAccessException)
+            {
+                throw new RecordingUnavailableException($"cannot record into {options.RecordingDirectory}: {e.Message}", e);
+            }
             throw;
         }
         var session = new TerminalSession(pty, writer, clock, options);

@@ -105,6 +105,17 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_record_directory_that_cannot_be_written_fails_with_exit_1_and_says_so()
+    {
+        var file = Path.Combine(_home, "not-a-directory");
+        await File.WriteAllTextAsync(file, "x");
+        var run = await CliAsync(null, "run", "--offline", "--record", Path.Combine(file, "rec"), "--", "true");
+        Assert.True(run.ExitCode == 1, $"exit {run.ExitCode}: {run.Stderr}");
+        Assert.Contains($"cannot record into {Path.Combine(file, "rec")}", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--record DIR", run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Stdin_that_is_not_a_terminal_is_passed_on_and_its_end_ends_cat()
     {
         var run = await CliAsync("hi\nthere\n", "run", "--offline", "--record", Recordings, "--", "cat");

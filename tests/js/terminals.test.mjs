@@ -174,7 +174,12 @@ test("the pages and their modules are served with their content types and a same
     assert.match(csp, /script-src 'self'(;|$)/, path);
     assert.match(csp, /connect-src 'self'(;|$)/, path);
     const etag = response.headers.get("etag");
-    await response.arrayBuffer();
+    const body = await response.arrayBuffer();
+    assert.equal(Number(response.headers.get("content-length")), body.byteLength, path);
+    const head = await fetch(new URL(path, hub.url), { method: "HEAD" });
+    assert.equal(head.status, 200, `HEAD ${path}`);
+    assert.equal(head.headers.get("content-length"), response.headers.get("content-length"), `HEAD ${path}`);
+    assert.equal((await head.arrayBuffer()).byteLength, 0, `HEAD ${path} has no body`);
     assert.equal((await fetch(new URL(path, hub.url), { headers: { "if-none-match": etag } })).status, 304, path);
   }
   assert.equal((await fetch(new URL("/web/no-such-file.mjs", hub.url))).status, 404);

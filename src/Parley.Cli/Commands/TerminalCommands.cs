@@ -132,6 +132,11 @@ internal static class TerminalCommands
         {
             session = TerminalSession.Start(options);
         }
+        catch (RecordingUnavailableException e)
+        {
+            Console.Error.WriteLine($"parley run: {e.Message} (choose another directory with --record DIR)");
+            return ExitCodes.Failure;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
             Console.Error.WriteLine($"parley run: {e.Message}");

@@ -29,9 +29,10 @@ internal static class WebPages
     /// <summary>Maps the two pages and <see cref="AssetPrefix"/>.</summary>
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapGet("/terminals", context => ServeAsync(context, "web/terminals.html"));
-        app.MapGet("/terminals/{id}", context => ServeAsync(context, "web/terminal.html"));
-        app.MapGet(AssetPrefix + "{**path}", context => ServeAsync(context, "web/" + (string?)context.Request.RouteValues["path"]));
+        string[] methods = [HttpMethods.Get, HttpMethods.Head];
+        app.MapMethods("/terminals", methods, context => ServeAsync(context, "web/terminals.html"));
+        app.MapMethods("/terminals/{id}", methods, context => ServeAsync(context, "web/terminal.html"));
+        app.MapMethods(AssetPrefix + "{**path}", methods, context => ServeAsync(context, "web/" + (string?)context.Request.RouteValues["path"]));
     }
 
     private static Task ServeAsync(HttpContext context, string name)
@@ -56,7 +57,7 @@ internal static class WebPages
         }
         response.ContentType = asset.ContentType;
         response.ContentLength = asset.Bytes.Length;
-        return response.Body.WriteAsync(asset.Bytes, context.RequestAborted).AsTask();
+        return HttpMethods.IsHead(context.Request.Method) ? Task.CompletedTask : response.Body.WriteAsync(asset.Bytes, context.RequestAborted).AsTask();
     }
 
     private static FrozenDictionary<string, Asset> Load()
