@@ -244,6 +244,17 @@ public sealed partial class SupervisorTests : IAsyncLifetime
         Assert.Equal(FleetErrors.Exists, (await Assert.ThrowsAsync<FleetException>(() => fleet.CreateAsync(Admin, "ghost", Sh("true")))).Code);
     }
 
+    [Fact]
+    public async Task A_terminal_instance_on_a_fleet_without_terminal_sessions_cannot_start_and_says_why()
+    {
+        var fleet = await FleetAsync(); // no terminal registry
+        await fleet.CreateAsync(Admin, "tty", Sh("echo hi") with { Terminal = true }, start: true);
+        var view = await fleet.GetAsync("tty");
+        Assert.Equal(InstanceStatus.Exited, view.Runtime.Status);
+        Assert.Contains("runs no terminal sessions", view.Runtime.Error, StringComparison.Ordinal);
+        Assert.Null(view.Runtime.TerminalId);
+    }
+
     private async Task WaitForLogAsync(string name, string text)
     {
         var path = await _fleet.LogPathAsync(name);
