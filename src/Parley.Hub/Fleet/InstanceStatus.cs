@@ -40,7 +40,7 @@ public static class InstanceStatus
 /// <param name="Restarts">Restarts made by the restart policy since the last start by an operator.</param>
 /// <param name="LastExitAtMs">When the last process exited, or null.</param>
 /// <param name="Error">Why the last start or health check failed, or null.</param>
-/// <param name="TerminalId">For an instance run under a terminal: the terminal session of the current (or last) process, <c>term:&lt;id&gt;</c>; null otherwise.</param>
+/// <param name="TerminalId">For an instance run under a terminal: the id of the terminal session of the current (or last) process since the hub started (topic <c>term:&lt;id&gt;</c>); null otherwise.</param>
 public sealed record InstanceRuntime(string Status, int? Pid, long? StartedAtMs, int? ExitCode, int? Signal, int Restarts, long? LastExitAtMs, string? Error, string? TerminalId = null)
 {
     /// <summary>An instance that has not run since the hub started.</summary>
