@@ -434,8 +434,11 @@ public sealed class ParleyClient : IAsyncDisposable
         {
             await socket.SendAsync(frame, type, true, cancellationToken);
         }
-        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or IOException)
+        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or IOException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
+            // A socket aborted under a send throws OperationCanceledException: that is a lost connection, not the
+            // caller's cancellation, and callers that retry on ParleyClientException must see it as one.
             throw new ParleyClientException("connection lost");
         }
         finally

@@ -149,11 +149,11 @@ internal sealed class TerminalPublisher : ITerminalObserver, IAsyncDisposable
                     await _wake.WaitAsync(TimeSpan.FromSeconds(1), _stop.Token);
                 }
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
                 return;
             }
-            catch (ParleyClientException)
+            catch (Exception ex) when (ex is ParleyClientException or OperationCanceledException)
             {
                 // The connection dropped (the client redials and rejoins; the rejoin says where to go on) or the hub refused.
                 await Task.Delay(200, _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
