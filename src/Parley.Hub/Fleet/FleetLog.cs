@@ -37,4 +37,7 @@ internal static partial class FleetLog
 
     [LoggerMessage(810, LogLevel.Warning, "Instance {Name}: killed pid {Pid}, left running by a previous hub")]
     public static partial void OrphanKilled(ILogger logger, string name, int pid);
+
+    [LoggerMessage(811, LogLevel.Error, "Instance {Name}: its terminal failed")]
+    public static partial void TerminalFailed(ILogger logger, string name, Exception exception);
 }

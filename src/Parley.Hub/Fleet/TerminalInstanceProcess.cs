@@ -92,35 +92,49 @@ internal sealed class TerminalInstanceProcess : IInstanceProcess, ITerminalObser
 
     public void Dispose() => _session.Dispose();
 
+    // The listing ends here in every case, even when OnExit never came (an observer that throws is dropped by the
+    // session, so a fault in this class must not leave term:<id> listed as live for ever).
     private async Task WaitForExitAsync()
     {
+        int? exitCode;
+        int? signal;
         try
         {
             var exit = await _session.Completion;
             _exit = (exit.Code, exit.Signal);
+            (exitCode, signal) = (exit.ExitCode, exit.Signal);
         }
         catch (Exception ex)
         {
             // The terminal failed under the command, which was killed for it (the session's own rule).
-            FleetLog.LogWriteFailed(_logger, _name, ex);
-            _log.WriteLine("hub", "terminal failed: " + ex.Message);
+            FleetLog.TerminalFailed(_logger, _name, ex);
+            WriteLog("hub", "terminal failed: " + ex.Message);
             _exit = (128 + SignalNumbers.Kill, SignalNumbers.Kill);
-            lock (_lock)
+            (exitCode, signal) = (null, SignalNumbers.Kill);
+        }
+        lock (_lock)
+        {
+            if (_terminal is { } terminal)
             {
-                if (_terminal is { } terminal)
-                {
-                    _registry.End(terminal, null, SignalNumbers.Kill);
-                }
+                _registry.End(terminal, exitCode, signal);
             }
         }
     }
 
+    // The observer's calls never throw: a failure is logged and the other half (log or live session) goes on.
     void ITerminalObserver.OnOutput(long offset, ReadOnlySpan<byte> data)
     {
         lock (_lock)
         {
-            Log(data, flush: false);
-            _terminal?.RecordOutput(offset, data);
+            try
+            {
+                Log(data, flush: false);
+                _terminal?.RecordOutput(offset, data);
+            }
+            catch (Exception ex)
+            {
+                FleetLog.TerminalFailed(_logger, _name, ex);
+            }
         }
     }
 
@@ -128,7 +142,14 @@ internal sealed class TerminalInstanceProcess : IInstanceProcess, ITerminalObser
     {
         lock (_lock)
         {
-            _terminal?.RecordInput(offset, data);
+            try
+            {
+                _terminal?.RecordInput(offset, data);
+            }
+            catch (Exception ex)
+            {
+                FleetLog.TerminalFailed(_logger, _name, ex);
+            }
         }
     }
 
@@ -136,7 +157,14 @@ internal sealed class TerminalInstanceProcess : IInstanceProcess, ITerminalObser
     {
         lock (_lock)
         {
-            _terminal?.Resize(cols, rows);
+            try
+            {
+                _terminal?.Resize(cols, rows);
+            }
+            catch (Exception ex)
+            {
+                FleetLog.TerminalFailed(_logger, _name, ex);
+            }
         }
     }
 
@@ -144,10 +172,17 @@ internal sealed class TerminalInstanceProcess : IInstanceProcess, ITerminalObser
     {
         lock (_lock)
         {
-            Log([], flush: true);
-            if (_terminal is { } terminal)
+            try
             {
-                _registry.End(terminal, exit.ExitCode, exit.Signal);
+                Log([], flush: true);
+                if (_terminal is { } terminal)
+                {
+                    _registry.End(terminal, exit.ExitCode, exit.Signal);
+                }
+            }
+            catch (Exception ex)
+            {
+                FleetLog.TerminalFailed(_logger, _name, ex);
             }
         }
     }
@@ -190,11 +225,16 @@ internal sealed class TerminalInstanceProcess : IInstanceProcess, ITerminalObser
         {
             return;
         }
+        WriteLog("tty", line);
+    }
+
+    private void WriteLog(string stream, string line)
+    {
         try
         {
-            _log.WriteLine("tty", line);
+            _log.WriteLine(stream, line);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
             FleetLog.LogWriteFailed(_logger, _name, ex);
         }
