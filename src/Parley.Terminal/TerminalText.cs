@@ -22,6 +22,8 @@ public static partial class TerminalText
         return new string([.. line.Where(c => !char.IsControl(c) || c == '\t')]).TrimEnd();
     }
 
-    [GeneratedRegex(@"\x1B(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1B]*(?:\x07|\x1B\\)?|[()][0-9A-Za-z]|[@-Z\\-_])")]
+    // ECMA-48: CSI (ESC [ params intermediates final), OSC (ESC ] … BEL or ST), ESC intermediates final (nF: ESC ( B,
+    // ESC # 8) and the two-byte escapes ESC Fp/Fe/Fs (ESC 7, ESC =, ESC M, ESC c).
+    [GeneratedRegex(@"\x1B(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1B]*(?:\x07|\x1B\\)?|[ -/]+[0-~]|[0-~])")]
     private static partial Regex EscapeSequence();
 }
