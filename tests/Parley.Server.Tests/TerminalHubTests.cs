@@ -349,8 +349,11 @@ public sealed class TerminalHubTests : AuthenticatedHubTest
         Assert.True((await viewer.JoinAsync("term:old-a")).IsOk);
         Assert.Empty(registry.Sweep()); // within the retention and under the cap: nothing goes
 
-        // Past the cap (1 MiB; 1.5 MB held): the oldest ended recordings go until the rest fit; the live one never does.
+        // The live recording is not counted: 1.5 MB held, 0.9 MB of it by ended sessions, is under a 1 MiB cap.
         registry.Options.MaxRecordingBytes = 1024 * 1024;
+        Assert.Empty(registry.Sweep());
+        // Past the cap (500 kB): the oldest ended recordings go until the rest fit; the live one never does.
+        registry.Options.MaxRecordingBytes = 500_000;
         Assert.Equal(["old-a", "old-b"], registry.Sweep());
         Assert.False(File.Exists(Path.Combine(files, "old-a.meta.json")));
         Assert.False(File.Exists(Path.Combine(files, "old-b.output")));

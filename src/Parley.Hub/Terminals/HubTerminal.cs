@@ -182,7 +182,13 @@ public sealed class HubTerminal
         var terminal = new HubTerminal(recording, meta.Owner ?? "", meta.Owner is not null && !meta.Owner.StartsWith("anon-", StringComparison.Ordinal), null, metrics, time);
         if (!terminal.HasEnded)
         {
+            // Cut short (the hub stopped under it): its last activity is its last write, not its start, so that
+            // terminals.RetainEnded counts from then.
             terminal.OwnerGoneAt = time.GetUtcNow();
+            if (RecordingFiles.LastWriteOf(recording.Prefix) is { } written && written > terminal.LastActivity)
+            {
+                terminal.LastActivity = written;
+            }
         }
         return terminal;
     }

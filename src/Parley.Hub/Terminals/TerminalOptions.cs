@@ -38,8 +38,8 @@ public sealed class TerminalOptions
     public TimeSpan RetainEnded { get; set; } = TimeSpan.FromDays(7);
 
     /// <summary>
-    /// Most bytes all recordings under <c>&lt;data&gt;/terminals</c> may take: past it, the oldest recordings of sessions
-    /// no longer listed are deleted first (live sessions never are). Default 10 GiB.
+    /// Most bytes the recordings of sessions no longer listed may take under <c>&lt;data&gt;/terminals</c>: past it, the
+    /// oldest of them are deleted first. Live sessions' recordings are neither counted nor deleted. Default 10 GiB.
     /// </summary>
     public long MaxRecordingBytes { get; set; } = 10L * 1024 * 1024 * 1024;
 

@@ -224,8 +224,8 @@ public sealed class TerminalRegistry : IAsyncDisposable
 
     /// <summary>
     /// Deletes the recordings of sessions no longer listed once <see cref="TerminalOptions.RetainEnded"/> has passed,
-    /// then the oldest of them while all recordings take more than <see cref="TerminalOptions.MaxRecordingBytes"/>.
-    /// Live sessions are never touched. Returns the ids deleted.
+    /// then the oldest of them while their recordings take more than <see cref="TerminalOptions.MaxRecordingBytes"/>.
+    /// Live sessions are never touched nor counted. Returns the ids deleted.
     /// </summary>
     internal IReadOnlyList<string> Sweep()
     {
@@ -233,9 +233,11 @@ public sealed class TerminalRegistry : IAsyncDisposable
         var doomed = new List<(HubTerminal Terminal, string Reason)>();
         lock (_gate)
         {
-            var sizes = _sessions.Values.ToDictionary(t => t, t => RecordingFiles.SizeOf(t.Prefix));
+            // Live recordings are not counted: a busy live session must not cost every ended one its recording.
+            var ended = _sessions.Values.Where(t => !t.Live).OrderBy(t => t.EndedAt ?? t.LastActivity).ToList();
+            var sizes = ended.ToDictionary(t => t, t => RecordingFiles.SizeOf(t.Prefix));
             var total = sizes.Values.Sum();
-            foreach (var terminal in _sessions.Values.Where(t => !t.Live).OrderBy(t => t.EndedAt ?? t.LastActivity).ToList())
+            foreach (var terminal in ended)
             {
                 var age = now - (terminal.EndedAt ?? terminal.LastActivity);
                 if (age >= Options.RetainEnded)

@@ -99,6 +99,11 @@ public static class RecordingFiles
     public static long SizeOf(string prefix) =>
         Suffixes.Sum(suffix => new FileInfo(prefix + suffix) is { Exists: true } file ? file.Length : 0);
 
+    /// <summary>When the recording at <paramref name="prefix"/> was last written (its newest file), or null without files.</summary>
+    public static DateTimeOffset? LastWriteOf(string prefix) =>
+        Suffixes.Select(suffix => new FileInfo(prefix + suffix)).Where(file => file.Exists)
+            .Select(file => (DateTimeOffset?)new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero)).Max();
+
     /// <summary>Deletes the recording at <paramref name="prefix"/>: its data files first, the meta (which names it) last.</summary>
     public static void Delete(string prefix)
     {
