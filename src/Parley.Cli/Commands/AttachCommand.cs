@@ -141,7 +141,7 @@ internal static class AttachCommand
             offset = await CopyRangeAsync(client, topic, offset, seam, stdout, detach.Token);
             if (reply.TryGetProperty("ended_at", out var ended) && ended.ValueKind == JsonValueKind.Number)
             {
-                Say($"the session had already ended (exit {(reply.GetProperty("exit_code").ValueKind == JsonValueKind.Number ? reply.GetProperty("exit_code").GetInt32() : -1)})");
+                Say(Ended(reply));
                 return ExitCodes.Ok;
             }
             if (tty)
@@ -170,12 +170,12 @@ internal static class AttachCommand
                         Say(canInput ? "the owner let you type" : "read-only now");
                         break;
                     case "exit":
-                        var code = message.Payload.GetProperty("exit_code");
-                        Say($"the session ended (exit {(code.ValueKind == JsonValueKind.Number ? code.GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture) : "by signal")})");
+                        Say(Ended(message.Payload));
                         return ExitCodes.Ok;
                 }
             }
-            return ExitCodes.Ok;
+            Say("the connection to the hub closed");
+            return ExitCodes.Failure;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -194,6 +194,18 @@ internal static class AttachCommand
         {
             raw?.Restore();
         }
+    }
+
+    // One wording whether the session ended while watched or before the join: the join reply and the exit event carry the same fields.
+    private static string Ended(JsonElement payload)
+    {
+        static int? Number(JsonElement p, string name) => p.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : null;
+        return (Number(payload, "exit_code"), Number(payload, "signal")) switch
+        {
+            (_, { } signal) => $"the session ended (killed by signal {signal})",
+            ({ } code, null) => $"the session ended (exit {code})",
+            _ => "the session ended (its command's exit was not recorded)",
+        };
     }
 
     // Writes output [from, to) from the hub's copy; returns where it stopped (to).

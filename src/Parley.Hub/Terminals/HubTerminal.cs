@@ -580,30 +580,8 @@ public sealed class HubTerminal
     {
         lock (_lock)
         {
-            w.WriteString("id"u8, Id);
-            w.WriteString("name"u8, Name);
-            w.WriteStartArray("command"u8);
-            foreach (var part in Command)
-            {
-                w.WriteStringValue(part);
-            }
-            w.WriteEndArray();
-            w.WriteString("owner"u8, Owner);
-            if (Instance is null)
-            {
-                w.WriteNull("instance"u8);
-            }
-            else
-            {
-                w.WriteString("instance"u8, Instance);
-            }
-            w.WriteNumber("cols"u8, Cols);
-            w.WriteNumber("rows"u8, Rows);
+            WriteCommonFieldsLocked(w);
             w.WriteNumber("pid"u8, Pid);
-            w.WriteNumber("started_at"u8, StartedAt.ToUnixTimeMilliseconds());
-            WriteNullable(w, "ended_at"u8, EndedAt?.ToUnixTimeMilliseconds());
-            WriteNullable(w, "exit_code"u8, ExitCode);
-            w.WriteNumber("output_size"u8, _outputLength);
             w.WriteNumber("input_size"u8, _inputLength);
         }
     }
@@ -614,37 +592,44 @@ public sealed class HubTerminal
         lock (_lock)
         {
             w.WriteStartObject();
-            w.WriteString("id"u8, Id);
-            w.WriteString("name"u8, Name);
-            w.WriteStartArray("command"u8);
-            foreach (var part in Command)
-            {
-                w.WriteStringValue(part);
-            }
-            w.WriteEndArray();
-            w.WriteString("owner"u8, Owner);
-            if (Instance is null)
-            {
-                w.WriteNull("instance"u8);
-            }
-            else
-            {
-                w.WriteString("instance"u8, Instance);
-            }
-            w.WriteNumber("cols"u8, Cols);
-            w.WriteNumber("rows"u8, Rows);
+            WriteCommonFieldsLocked(w);
             w.WriteNumber("viewers"u8, _viewers.Count);
             w.WriteNumber("bytes_per_second"u8, Math.Round(BytesPerSecond));
             w.WriteNumber("last_activity"u8, LastActivity.ToUnixTimeMilliseconds());
-            w.WriteNumber("started_at"u8, StartedAt.ToUnixTimeMilliseconds());
-            WriteNullable(w, "ended_at"u8, EndedAt?.ToUnixTimeMilliseconds());
-            WriteNullable(w, "exit_code"u8, ExitCode);
-            w.WriteNumber("output_size"u8, _outputLength);
             w.WriteString("last_line"u8, LastLineLocked());
             w.WriteBoolean("owner_connected"u8, _owner is not null || (_hosted is not null && !HasEnded));
             w.WriteBoolean("live"u8, Live);
             w.WriteEndObject();
         }
+    }
+
+    // The fields get_meta and the registry summary share: who, what, how big, when, how it ended.
+    private void WriteCommonFieldsLocked(Utf8JsonWriter w)
+    {
+        w.WriteString("id"u8, Id);
+        w.WriteString("name"u8, Name);
+        w.WriteStartArray("command"u8);
+        foreach (var part in Command)
+        {
+            w.WriteStringValue(part);
+        }
+        w.WriteEndArray();
+        w.WriteString("owner"u8, Owner);
+        if (Instance is null)
+        {
+            w.WriteNull("instance"u8);
+        }
+        else
+        {
+            w.WriteString("instance"u8, Instance);
+        }
+        w.WriteNumber("cols"u8, Cols);
+        w.WriteNumber("rows"u8, Rows);
+        w.WriteNumber("started_at"u8, StartedAt.ToUnixTimeMilliseconds());
+        WriteNullable(w, "ended_at"u8, EndedAt?.ToUnixTimeMilliseconds());
+        WriteNullable(w, "exit_code"u8, ExitCode);
+        WriteNullable(w, "signal"u8, Signal);
+        w.WriteNumber("output_size"u8, _outputLength);
     }
 
     /// <summary>Closes an update interval: bytes/s over it.</summary>

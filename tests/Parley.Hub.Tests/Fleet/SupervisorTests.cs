@@ -119,8 +119,10 @@ public sealed partial class SupervisorTests : IAsyncLifetime
         await Task.Delay(400);
         Assert.Equal(InstanceStatus.CrashLoop, (await fleet.GetAsync("flaky")).Runtime.Status); // no more restarts
 
-        var again = await fleet.StartInstanceAsync(Admin, "flaky"); // an operator's start begins afresh
-        Assert.Equal(0, again.Runtime.Restarts);
+        // An operator's start begins afresh: its run starts at 0 restarts, and its first failure is restart 1, not 4.
+        await fleet.StartInstanceAsync(Admin, "flaky");
+        Assert.Equal(0, (await StatusAsync("flaky", InstanceStatus.Starting)).Instance.Runtime.Restarts);
+        Assert.Equal(1, (await StatusAsync("flaky", InstanceStatus.Backoff)).Instance.Runtime.Restarts);
     }
 
     [Fact]
