@@ -58,7 +58,10 @@ public sealed class TerminalSubscription : IDisposable
     public void Dispose() => _session.Unsubscribe(_observer);
 }
 
-/// <summary>The recording could not be created (the directory is not writable, the disk is full…); the command was not left running.</summary>
+/// <summary>
+/// The recording could not be created or written (the directory is not writable, the disk is full, a file size limit…).
+/// The command is not left running: viewers, <c>fetch_output</c> and the hub's copy all read the recording.
+/// </summary>
 public sealed class RecordingUnavailableException(string message, Exception inner) : IOException(message, inner);
 
 /// <summary>What <see cref="TerminalSession.Start"/> runs and where it records.</summary>
@@ -131,6 +134,7 @@ public sealed class TerminalSession : IDisposable
     private Thread? _writerThread;
     private volatile bool _stopWriting;
     private TerminalExit? _exit;
+    private RecordingUnavailableException? _recordingFailure;
     private int _cols;
     private int _rows;
 
@@ -292,7 +296,16 @@ public sealed class TerminalSession : IDisposable
             {
                 return false;
             }
-            var offset = _writer.AppendInput(data, Now());
+            long offset;
+            try
+            {
+                offset = _writer.AppendInput(data, Now());
+            }
+            catch (RecordingUnavailableException e)
+            {
+                FailRecording(e);
+                return false;
+            }
             NotifyBytes(static (o, at, bytes) => o.OnInput(at, bytes), offset, data);
             _pending.Add(data.ToArray());
             return true;
@@ -312,13 +325,28 @@ public sealed class TerminalSession : IDisposable
             _cols = cols;
             _rows = rows;
             var t = Now();
-            _writer.AddResize(t, cols, rows);
+            try
+            {
+                _writer.AddResize(t, cols, rows);
+            }
+            catch (RecordingUnavailableException e)
+            {
+                FailRecording(e);
+                return;
+            }
             Notify(o => o.OnResize(t, cols, rows));
         }
     }
 
     /// <summary>Sends <paramref name="signal"/> to the command's process group; false when it has ended.</summary>
     public bool Signal(int signal) => _pty.Signal(signal);
+
+    // The recording cannot go on, so neither can the command; Completion then fails with the reason.
+    private void FailRecording(RecordingUnavailableException e)
+    {
+        Interlocked.CompareExchange(ref _recordingFailure, e, null);
+        _pty.Signal(SignalNumbers.Kill);
+    }
 
     /// <summary>Kills the command (SIGKILL to its group) if it still runs; <see cref="Completion"/> follows.</summary>
     public void Dispose() => _pty.Signal(SignalNumbers.Kill);
@@ -397,7 +425,12 @@ public sealed class TerminalSession : IDisposable
                     }
                 }
             }
-            Finish(_pty.WaitForExit());
+            var exit = _pty.WaitForExit();
+            if (Volatile.Read(ref _recordingFailure) is { } failure)
+            {
+                throw failure;
+            }
+            Finish(exit);
         }
         catch (Exception e)
         {

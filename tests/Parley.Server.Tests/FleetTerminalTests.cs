@@ -180,6 +180,16 @@ public sealed class FleetTerminalTests : AuthenticatedHubTest
     }
 
     [Fact]
+    public async Task A_line_longer_than_the_log_line_limit_is_logged_in_pieces_that_each_fit()
+    {
+        await Api(HttpMethod.Post, "/api/instances", Instance("wide", "head -c 40000 /dev/zero | tr '\\0' x; echo; echo end"), HttpStatusCode.Created);
+        await EventuallyAsync(async () => (await LogLinesAsync("wide")).Any(l => l.EndsWith(" tty end", StringComparison.Ordinal)), "the line after the long one");
+        var pieces = (await LogLinesAsync("wide")).Where(l => l.Contains(" tty x", StringComparison.Ordinal)).Select(l => l[(l.IndexOf(" tty ", StringComparison.Ordinal) + 5)..]).ToArray();
+        Assert.Equal([16384, 16384, 40000 - 2 * 16384], pieces.Select(p => p.Length));
+        Assert.All(pieces, p => Assert.Equal(p.Length, p.Count(c => c == 'x')));
+    }
+
+    [Fact]
     public async Task A_command_that_cannot_run_fails_its_start_with_the_reason_and_lists_no_session()
     {
         var created = await Api(HttpMethod.Post, "/api/instances",

@@ -40,9 +40,23 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
     }
 
     // The CLI with stdin a pipe (fed `stdin`, then closed), stdout kept as bytes; bounded by Timeout.
-    private async Task<Result> CliAsync(string? stdin, params string[] args)
+    private Task<Result> CliAsync(string? stdin, params string[] args) => CliAsync(stdin, fileSizeLimitBlocks: null, args);
+
+    // fileSizeLimitBlocks: run it under `ulimit -f` (512-byte blocks), SIGXFSZ ignored, so a write past it fails with EFBIG.
+    private async Task<Result> CliAsync(string? stdin, int? fileSizeLimitBlocks, string[] args)
     {
         var info = HubProcess.StartInfo(args, Environment());
+        if (fileSizeLimitBlocks is { } blocks)
+        {
+            var command = info.ArgumentList.ToList();
+            info.ArgumentList.Clear();
+            info.FileName = "/bin/sh";
+            foreach (var arg in (string[])["-c", $"trap '' XFSZ; ulimit -f {blocks}; exec dotnet \"$@\"", "sh", .. command])
+            {
+                info.ArgumentList.Add(arg);
+            }
+            info.Environment["DOTNET_EnableWriteXorExecute"] = "0"; // the runtime's double-mapped code pages are files too
+        }
         info.RedirectStandardInput = true;
         using var process = Process.Start(info)!;
         var stdout = new MemoryStream();
@@ -91,6 +105,21 @@ public sealed partial class TerminalRecordingCliTests : IDisposable
 
         var term = await RunAsync("sh", "-c", "kill -TERM $$");
         Assert.True(term.ExitCode == 143, $"exit {term.ExitCode}: {term.Stderr}");
+    }
+
+    [Fact]
+    public async Task A_recording_that_cannot_be_written_stops_the_command_and_says_why()
+    {
+        // A file size limit (100 KiB) fails the recording's writes the way a full disk does, for real.
+        var run = await CliAsync(null, fileSizeLimitBlocks: 200, ["run", "--offline", "--record", Recordings, "--", "sh", "-c", "head -c 5000000 /dev/zero; echo unreachable"]);
+        Assert.True(run.ExitCode == 1, $"exit {run.ExitCode}: {run.Stderr}");
+        Assert.Contains("the recording failed, so the command was stopped: cannot write ", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("the file size limit was reached", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("unreachable", run.Text, StringComparison.Ordinal);
+        var output = Assert.Single(Directory.GetFiles(Recordings, "*.output"));
+        Assert.Equal(200 * 512, new FileInfo(output).Length); // everything up to the limit was kept
+        Assert.Contains("--record DIR", run.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

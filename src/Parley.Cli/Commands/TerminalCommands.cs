@@ -161,7 +161,8 @@ internal static class TerminalCommands
         var registrations = new List<PosixSignalRegistration>();
         EventHandler restoreAtExit = (_, _) => raw?.Restore();
         AppDomain.CurrentDomain.ProcessExit += restoreAtExit;
-        TerminalExit exit;
+        TerminalExit exit = default;
+        string? recordingFailed = null;
         try
         {
             raw = tty ? LocalTerminal.EnterRaw(LocalTerminal.StdIn) : null;
@@ -186,7 +187,14 @@ internal static class TerminalCommands
                 Follow(); // a change between reading the size and registering
             }
             new Thread(() => ForwardInput(session, tty)) { IsBackground = true, Name = "parley-run stdin" }.Start();
-            exit = await session.Completion.WaitAsync(ct);
+            try
+            {
+                exit = await session.Completion.WaitAsync(ct);
+            }
+            catch (RecordingUnavailableException e)
+            {
+                recordingFailed = e.Message; // the session stopped the command: see below
+            }
         }
         finally
         {
@@ -198,6 +206,17 @@ internal static class TerminalCommands
             AppDomain.CurrentDomain.ProcessExit -= restoreAtExit;
         }
         raw = null;
+        if (recordingFailed is not null)
+        {
+            // Viewers, fetch_output and the hub's copy all read the recording: a session that cannot record cannot go on.
+            if (sharing is { IsLocal: true })
+            {
+                await TryAsync(() => LocalSessionRegistry.RemoveAsync(session.Id, CancellationToken.None), Say);
+            }
+            Console.Error.WriteLine($"parley run: the recording failed, so the command was stopped: {recordingFailed}");
+            Console.Error.WriteLine($"parley run: what was recorded so far is in {session.Prefix}.*; free some space or record elsewhere with --record DIR");
+            return ExitCodes.Failure;
+        }
         if (sharing is not null)
         {
             if (!await sharing.DrainAsync())

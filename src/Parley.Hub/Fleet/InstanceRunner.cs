@@ -141,7 +141,7 @@ internal sealed class InstanceRunner : IAsyncDisposable
         {
             process = Launch(spec);
         }
-        catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException or UnauthorizedAccessException or NotSupportedException)
+        catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
         {
             var reason = ex is Win32Exception ? $"cannot run {spec.Command}: {ex.Message}" : ex.Message;
             FleetLog.StartFailed(_logger, _name, reason);

@@ -202,13 +202,22 @@ internal sealed class TerminalInstanceProcess : IInstanceProcess, ITerminalObser
         while (!text.IsEmpty)
         {
             var newline = text.IndexOf('\n');
-            var part = newline < 0 ? text : text[..newline];
-            _line.Append(part);
-            if (newline >= 0 || _line.Length >= MaxLineChars)
+            var room = MaxLineChars - _line.Length;
+            if (newline < 0 || newline > room)
             {
-                WriteLine();
+                // No line end within what fits: this piece fills the line (or takes all there is) and the rest follows.
+                var piece = Math.Min(text.Length, room);
+                _line.Append(text[..piece]);
+                text = text[piece..];
+                if (_line.Length >= MaxLineChars)
+                {
+                    WriteLine();
+                }
+                continue;
             }
-            text = newline < 0 ? default : text[(newline + 1)..];
+            _line.Append(text[..newline]);
+            WriteLine();
+            text = text[(newline + 1)..];
         }
         if (flush && _line.Length > 0)
         {

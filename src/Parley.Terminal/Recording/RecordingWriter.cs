@@ -101,10 +101,36 @@ public sealed class RecordingWriter : IDisposable
     }
 
     /// <summary>Appends output that arrived <paramref name="timeUs"/> µs after the start; returns its offset.</summary>
-    public long AppendOutput(ReadOnlySpan<byte> data, long timeUs) => _output.Append(data, timeUs);
+    public long AppendOutput(ReadOnlySpan<byte> data, long timeUs)
+    {
+        try
+        {
+            return _output.Append(data, timeUs);
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            throw Unavailable(RecordingFiles.Output, e);
+        }
+    }
 
     /// <summary>Appends input that arrived <paramref name="timeUs"/> µs after the start; returns its offset.</summary>
-    public long AppendInput(ReadOnlySpan<byte> data, long timeUs) => _input.Append(data, timeUs);
+    public long AppendInput(ReadOnlySpan<byte> data, long timeUs)
+    {
+        try
+        {
+            return _input.Append(data, timeUs);
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            throw Unavailable(RecordingFiles.Input, e);
+        }
+    }
+
+    // A full disk is an IOException; a file size limit (RLIMIT_FSIZE, EFBIG) surfaces as ArgumentOutOfRangeException.
+    private static bool IsWriteFailure(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
+
+    private RecordingUnavailableException Unavailable(string file, Exception e) =>
+        new($"cannot write {Prefix}{file}: {(e is ArgumentOutOfRangeException ? "the file size limit was reached" : e.Message)}", e);
 
     /// <summary>Records a size change and rewrites the meta.</summary>
     public void AddResize(long timeUs, int cols, int rows)
@@ -112,7 +138,14 @@ public sealed class RecordingWriter : IDisposable
         lock (_metaLock)
         {
             _meta.Resizes.Add(new RecordedResize(timeUs, cols, rows));
-            SaveMeta();
+            try
+            {
+                SaveMeta();
+            }
+            catch (Exception e) when (IsWriteFailure(e))
+            {
+                throw Unavailable(RecordingFiles.Meta, e);
+            }
         }
     }
 
