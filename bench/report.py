@@ -173,6 +173,8 @@ def main():
     w("Ratios are Parley ÷ peer for the same metric; the note says which side is better "
       "(higher is better for rates, lower for latency, CPU and memory).")
     w("")
+    _goals(w, by)
+    w("")
     w("## Results")
 
     for s in meta["scenarios"]:
@@ -207,12 +209,7 @@ def main():
                 w(f"- {n}")
             continue
 
-        med = {}
-        for t in present:
-            vals = [r["result"] for r in by[(sid, t)] if _usable(r)]
-            for label, get, _, _ in METRICS:
-                xs = [x for x in (get(v) for v in vals) if x is not None]
-                med[(t, label)] = statistics.median(xs) if xs else None
+        med = {(t, label): _median(by, sid, t, label) for t in present for label, _, _, _ in METRICS}
         rows = [m for m in METRICS if any(med.get((t, m[0])) is not None for t in present)]
         labels = {m[0] for m in rows}
         if "server CPU per delivery (µs)" in labels:
@@ -277,6 +274,62 @@ _STATUS = {
     "server-failed": "server did not start",
     "unsupported": "not supported",
 }
+
+
+def _median(by, sid, target, label):
+    """The median of one metric over a scenario's usable runs against one target (None when none reported it)."""
+    get = next(g for l, g, _, _ in METRICS if l == label)
+    xs = [x for x in (get(r["result"]) for r in by[(sid, target)] if _usable(r)) if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def _load(by, sid, key):
+    """A load parameter (subscribers, connections…) as the Parley runs of a scenario reported it."""
+    return next((r["result"][key] for r in by[(sid, "parley")] if _usable(r) and key in r["result"]), None)
+
+
+# The performance goals Parley is held to on this 2-core machine, checked against this run's medians:
+# (goal, scenario, metric, how the metric meets it, how it is shown, the load it must be measured at).
+GOALS = [
+    ("fan-out to 1,000 subscribers: at least 2× SignalR's deliveries/s", "fanout-1000", "deliveries/s",
+     lambda p, s: None if s is None else p / s >= 2, lambda p, s: "—" if s is None else f"{p / s:.2f}× SignalR ({fmt(p, 'rate')} vs {fmt(s, 'rate')})", ("subscribers", 1000)),
+    ("fan-out to 1,000 subscribers: at most 0.4 µs of hub CPU per delivery", "fanout-1000", "server CPU per delivery (µs)",
+     lambda p, s: p <= 0.4, lambda p, s: f"{p:.2f} µs", ("subscribers", 1000)),
+    ("fan-out to 100 subscribers: at most 0.5 µs of hub CPU per delivery", "fanout-100", "server CPU per delivery (µs)",
+     lambda p, s: p <= 0.5, lambda p, s: f"{p:.2f} µs" + ("" if s is None else f" (SignalR {s:.2f} µs)"), ("subscribers", 100)),
+    ("at half of Parley's fan-out-100 rate: p99 publish→delivery under 10 ms", "latency-100", "latency p99 (ms)",
+     lambda p, s: p < 10, lambda p, s: f"{p:.2f} ms", ("subscribers", 100)),
+    ("15,000 idle connections at under 8 KiB of hub memory each", "connections", "server RSS per connection (KiB)",
+     lambda p, s: p < 8, lambda p, s: f"{p:.1f} KiB" + ("" if s is None else f" (SignalR {s:.1f} KiB)"), ("connections", 15000)),
+    ("at least 50,000 acked, durable publishes/s with 64 publishers", "durable", "acked publishes/s",
+     lambda p, s: p >= 50000, lambda p, s: f"{fmt(p, 'rate')}/s", ("publishers", 64)),
+    ("5,000 subscribers rejoining at once: none lost", "recovery", "lost",
+     lambda p, s: p == 0, lambda p, s: f"{p:,.0f} lost", ("subscribers", 5000)),
+    ("5,000 subscribers rejoining at once: no duplicates", "recovery", "duplicates",
+     lambda p, s: p == 0, lambda p, s: f"{p:,.0f} duplicates", ("subscribers", 5000)),
+]
+
+
+def _goals(w, by):
+    w("## Goals")
+    w("")
+    w("Parley's goals on this machine (load generator on the same machine, history on), against this run's Parley medians.")
+    w("")
+    w("| goal | measured | |")
+    w("| --- | --- | --- |")
+    for goal, sid, label, meets, show, (key, at_least) in GOALS:
+        p = _median(by, sid, "parley", label)
+        if p is None:
+            w(f"| {goal} | not measured in this run | — |")
+            continue
+        s = _median(by, sid, "signalr", label)
+        load = _load(by, sid, key)
+        verdict = meets(p, s)
+        text = show(p, s)
+        if load is not None and load < at_least:
+            w(f"| {goal} | {text}, but at {load:,} {key} | not checked |")
+        else:
+            w(f"| {goal} | {text} | {'—' if verdict is None else 'met' if verdict else '**missed**'} |")
 
 
 def _usable(r):

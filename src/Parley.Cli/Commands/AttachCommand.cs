@@ -38,7 +38,7 @@ internal static class AttachCommand
             var reply = await ClientCommands.RequestAsync(client, "hub:lobby", "fleet.get", new { name = instance }, ct, join: false);
             return reply.TryGetProperty("terminal_id", out var terminal) && terminal.ValueKind == JsonValueKind.String
                 ? terminal.GetString()!
-                : throw new IdentityCommands.CliFailure(reply.GetProperty("terminal").GetBoolean()
+                : throw new IdentityCommands.CliFailure(reply.TryGetProperty("terminal", out var hasTerminal) && hasTerminal.ValueKind == JsonValueKind.True
                     ? $"instance {instance} has not started yet: start it first (parley fleet start {instance})"
                     : $"instance {instance} does not run under a terminal: its output is in parley fleet logs {instance} (create instances with --terminal to watch them live)", ExitCodes.Failure);
         });
