@@ -101,36 +101,16 @@ public sealed class RecordingWriter : IDisposable
     }
 
     /// <summary>Appends output that arrived <paramref name="timeUs"/> µs after the start; returns its offset.</summary>
-    public long AppendOutput(ReadOnlySpan<byte> data, long timeUs)
-    {
-        try
-        {
-            return _output.Append(data, timeUs);
-        }
-        catch (Exception e) when (IsWriteFailure(e))
-        {
-            throw Unavailable(RecordingFiles.Output, e);
-        }
-    }
+    public long AppendOutput(ReadOnlySpan<byte> data, long timeUs) => _output.Append(data, timeUs);
 
     /// <summary>Appends input that arrived <paramref name="timeUs"/> µs after the start; returns its offset.</summary>
-    public long AppendInput(ReadOnlySpan<byte> data, long timeUs)
-    {
-        try
-        {
-            return _input.Append(data, timeUs);
-        }
-        catch (Exception e) when (IsWriteFailure(e))
-        {
-            throw Unavailable(RecordingFiles.Input, e);
-        }
-    }
+    public long AppendInput(ReadOnlySpan<byte> data, long timeUs) => _input.Append(data, timeUs);
 
     // A full disk is an IOException; a file size limit (RLIMIT_FSIZE, EFBIG) surfaces as ArgumentOutOfRangeException.
     private static bool IsWriteFailure(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException;
 
-    private RecordingUnavailableException Unavailable(string file, Exception e) =>
-        new($"cannot write {Prefix}{file}: {(e is ArgumentOutOfRangeException ? "the file size limit was reached" : e.Message)}", e);
+    private static RecordingUnavailableException Unavailable(string path, Exception e) =>
+        new($"cannot write {path}: {(e is ArgumentOutOfRangeException ? "the file size limit was reached" : e.Message)}", e);
 
     /// <summary>Records a size change and rewrites the meta.</summary>
     public void AddResize(long timeUs, int cols, int rows)
@@ -144,7 +124,7 @@ public sealed class RecordingWriter : IDisposable
             }
             catch (Exception e) when (IsWriteFailure(e))
             {
-                throw Unavailable(RecordingFiles.Meta, e);
+                throw Unavailable(Prefix + RecordingFiles.Meta, e);
             }
         }
     }
@@ -258,11 +238,18 @@ public sealed class RecordingWriter : IDisposable
             }
             // Times never go backwards in the index, whatever clock the caller read.
             timeUs = Math.Max(timeUs, _lastEntryUs == long.MinValue ? 0 : _lastEntryUs);
-            if (_lastEntryUs == long.MinValue || timeUs - _lastEntryUs >= IndexIntervalUs)
+            try
             {
-                WriteEntry(offset, timeUs);
+                if (_lastEntryUs == long.MinValue || timeUs - _lastEntryUs >= IndexIntervalUs)
+                {
+                    WriteEntry(offset, timeUs);
+                }
+                _data.Write(data);
             }
-            _data.Write(data);
+            catch (Exception e) when (IsWriteFailure(e))
+            {
+                throw Unavailable(_data.Name, e);
+            }
             Volatile.Write(ref _length, offset + data.Length);
             return offset;
         }
